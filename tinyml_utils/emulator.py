@@ -1,0 +1,80 @@
+"""Compile C for a Cortex-M4 and run it on QEMU's `mps2-an386` board: the emulator smoke test.
+
+The program talks to the host through semihosting (see `csrc/semihost.h`): what it prints
+comes back as text, and the value `main()` returns becomes QEMU's exit code. The full deployment
+path (boards, measurements, firmware) builds on these two functions in a later chapter.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+CSRC = Path(__file__).parent / "csrc"
+INSTALL_HINT = ("sudo apt-get install -y --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                "qemu-system-arm")
+CFLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-O2", "-ffreestanding", "-nostdlib",
+          "-fno-tree-loop-distribute-patterns", "-Wall", "-Werror"]
+
+
+class ToolchainMissing(RuntimeError):
+    """arm-none-eabi-gcc or qemu-system-arm is not installed."""
+
+
+class EmulatorTimeout(RuntimeError):
+    """The program did not stop in time on the emulator."""
+
+
+@dataclass
+class RunResult:
+    """What a program on the emulated board printed, and its exit code."""
+    output: str
+    exit_code: int
+
+
+def require(tool: str) -> str:
+    """Path of a command-line tool, or a ToolchainMissing error that says how to install it."""
+    path = shutil.which(tool)
+    if path is None:
+        raise ToolchainMissing(f"{tool} was not found. Install the ARM toolchain and emulator with:\n  "
+                               f"{INSTALL_HINT}\n(or run ./run setup, which does it when run as root)")
+    return path
+
+
+def compile_cortex_m4(sources: list[Path], elf: Path, extra_flags: list[str] = ()) -> Path:
+    """Compile and link C sources with the smoke-test start-up code into `elf`."""
+    gcc = require("arm-none-eabi-gcc")
+    cmd = [gcc, *CFLAGS, *extra_flags, f"-I{CSRC}", "-T", str(CSRC / "smoke.ld"),
+           str(CSRC / "startup.c"), str(CSRC / "semihost.c"), *map(str, sources), "-lgcc", "-o", str(elf)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"arm-none-eabi-gcc failed:\n{done.stderr}")
+    return elf
+
+
+def run_qemu(elf: Path, machine: str = "mps2-an386", timeout: float = 20.0) -> RunResult:
+    """Run an ELF on QEMU with semihosting; a program still running after `timeout` s is an error."""
+    qemu = require("qemu-system-arm")
+    # Semihosting output goes to a stdio character device, so QEMU's own errors stay on stderr.
+    cmd = [qemu, "-M", machine, "-display", "none", "-monitor", "none", "-serial", "null",
+           "-chardev", "stdio,id=semihosting", "-semihosting-config", "enable=on,target=native,chardev=semihosting",
+           "-kernel", str(elf)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise EmulatorTimeout(f"{elf.name} did not finish on QEMU {machine} within {timeout:g} s and was "
+                              "stopped: it probably loops forever (or waits on a breakpoint without "
+                              "semihosting).") from None
+    if done.stderr.strip():
+        raise RuntimeError(f"QEMU reported an error: {done.stderr.strip()}")
+    return RunResult(done.stdout, done.returncode)
+
+
+def run_c_program(code: str, timeout: float = 20.0) -> RunResult:
+    """Compile one C file (with `int main(void)`; `#include "semihost.h"` to print) and run it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "main.c"
+        src.write_text(code)
+        return run_qemu(compile_cortex_m4([src], Path(tmp) / "main.elf"), timeout=timeout)

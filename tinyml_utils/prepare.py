@@ -1,0 +1,31 @@
+"""Build the caches the notebooks share, once, before they run in parallel (`./run data`).
+
+Generates the synthetic dataset and its MFCC features, then trains the cached baselines, each
+at the run size chosen by TINYML_CI. A second run finds everything cached and takes seconds.
+"""
+from __future__ import annotations
+
+import time
+
+from .config import CI
+from .kws_data import kws_features
+from .train import get_baseline
+
+#: Baselines that notebooks load; trained here so two notebooks never train the same one at once.
+BASELINES = ("ds_cnn_s", "small_cnn", "dnn")
+
+
+def main() -> None:
+    t0 = time.perf_counter()
+    feats = kws_features("synthetic")
+    print(f"[prepare] synthetic data and MFCC features: {sum(len(y) for _, y in feats.values())} clips, "
+          f"{time.perf_counter() - t0:.0f} s")
+    for name in BASELINES:
+        t1 = time.perf_counter()
+        _, info = get_baseline(name, progress=False)
+        print(f"[prepare] baseline {name} ({'CI' if CI else 'student'} size, {info['epochs']} epochs): "
+              f"test accuracy {info['test_acc']:.3f}, {time.perf_counter() - t1:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
