@@ -1,0 +1,248 @@
+"""Float PyTorch model + calibration data -> `IntModel` (post-training int8 quantization).
+
+Steps: trace the model with `torch.fx`; fold every batch norm into the convolution or linear
+layer before it; fuse ReLU/ReLU6 into the layer before it (a clamp on its output); run the
+calibration data through the folded float model and record each tensor's range; then quantize:
+activations int8 asymmetric per tensor, weights int8 symmetric per output channel in [-127, 127],
+biases int32 with scale s_in * s_w[c], requantization multipliers as (M0, shift) pairs.
+"""
+from __future__ import annotations
+
+import copy
+import operator
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from ..models import AddChannel
+from .fixedpoint import quantize_multiplier, quantize_multipliers
+from .intmodel import IntModel, Layer, TensorSpec
+from .linear import asymmetric_qparams, quantize_bias, quantize_weights
+
+SUPPORTED = ("Conv2d (any kernel, stride, symmetric padding, groups), Linear, BatchNorm1d/2d directly after "
+             "Conv2d/Linear (folded), ReLU and ReLU6 directly after Conv2d/Linear/add (fused), "
+             "AdaptiveAvgPool2d(1), AvgPool2d and MaxPool2d without padding, Flatten, Dropout, Identity, "
+             "AddChannel, residual add (a + b)")
+PASS_THROUGH = (nn.Dropout, nn.Identity, AddChannel)
+ADD_FUNCTIONS = (operator.add, torch.add)
+RELU_FUNCTIONS = (torch.relu, nn.functional.relu)
+
+
+class UnsupportedOperator(ValueError):
+    """A layer the integer specification does not cover."""
+
+
+class _Tracer(fx.Tracer):
+    def is_leaf_module(self, m, qualname):  # AddChannel branches on x.dim(): keep it opaque
+        return isinstance(m, AddChannel) or super().is_leaf_module(m, qualname)
+
+
+def fold_batchnorm(weight: torch.Tensor, bias: torch.Tensor | None, bn) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights and bias of a conv/linear followed by batch norm, as one layer (eval-mode BN).
+
+    BN computes gamma * (y - mean) / sqrt(var + eps) + beta, an affine map per output channel,
+    so w' = w * gamma / sqrt(var + eps) and b' = (b - mean) * gamma / sqrt(var + eps) + beta.
+    """
+    factor = bn.weight / torch.sqrt(bn.running_var + bn.eps)                   # (C_out,)
+    bias = torch.zeros_like(bn.running_mean) if bias is None else bias
+    w = weight * factor.reshape(-1, *([1] * (weight.dim() - 1)))
+    return w.detach(), ((bias - bn.running_mean) * factor + bn.bias).detach()
+
+
+def trace_and_fold(model: nn.Module) -> fx.GraphModule:
+    """A `torch.fx` copy of `model` (eval mode) with every foldable batch norm folded away."""
+    model = copy.deepcopy(model).eval()
+    gm = fx.GraphModule(model, _Tracer().trace(model))
+    modules = dict(gm.named_modules())
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or not isinstance(modules[node.target], (nn.BatchNorm1d, nn.BatchNorm2d)):
+            continue
+        prev = node.args[0]
+        if not (prev.op == "call_module" and isinstance(modules[prev.target], (nn.Conv2d, nn.Linear))
+                and len(prev.users) == 1):
+            raise UnsupportedOperator(f"batch norm {node.target!r} does not directly follow a Conv2d/Linear "
+                                      f"used only by it, so it cannot be folded. Supported: {SUPPORTED}")
+        layer = modules[prev.target]
+        w, b = fold_batchnorm(layer.weight, layer.bias, modules[node.target])
+        layer.weight = nn.Parameter(w)
+        layer.bias = nn.Parameter(b)
+        node.replace_all_uses_with(prev)
+        gm.graph.erase_node(node)
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return gm
+
+
+def _is_relu(node, modules) -> str | None:
+    """'relu' / 'relu6' if the node is such an activation, else None."""
+    if node.op == "call_module" and isinstance(modules.get(node.target), nn.ReLU6):
+        return "relu6"
+    if node.op == "call_module" and isinstance(modules.get(node.target), nn.ReLU):
+        return "relu"
+    if node.op == "call_function" and node.target in RELU_FUNCTIONS:
+        return "relu"
+    if node.op == "call_function" and node.target is nn.functional.relu6:
+        return "relu6"
+    return None
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the folded model and keeps every node's output (for calibration ranges)."""
+
+    def run_node(self, n):
+        out = super().run_node(n)
+        if isinstance(out, torch.Tensor):
+            self.seen[n.name] = out.detach()
+        return out
+
+
+@torch.no_grad()
+def calibrate(gm: fx.GraphModule, calibration: np.ndarray, batch_size: int = 256,
+              percentile: float | None = None) -> dict:
+    """Range (min, max) of every node's output over the calibration inputs, by node name.
+
+    `percentile` (e.g. 99.99) clips each range to that percentile of |values| instead of min/max.
+    """
+    stats: dict[str, list] = {}
+    for start in range(0, len(calibration), batch_size):
+        rec = _Recorder(gm)
+        rec.seen = {}
+        x = torch.as_tensor(calibration[start:start + batch_size], dtype=torch.float32)
+        rec.run(x)
+        for name, value in rec.seen.items():
+            v = value.flatten()
+            entry = stats.setdefault(name, [np.inf, -np.inf, []])
+            entry[0], entry[1] = min(entry[0], float(v.min())), max(entry[1], float(v.max()))
+            if percentile is not None:
+                entry[2].append(v[torch.randperm(len(v), generator=torch.Generator().manual_seed(start))[:20000]].numpy())
+    ranges = {}
+    for name, (lo, hi, samples) in stats.items():
+        if percentile is not None:
+            values = np.concatenate(samples)
+            lo, hi = max(lo, float(np.percentile(values, 100 - percentile))), min(hi, float(np.percentile(values, percentile)))
+        ranges[name] = (lo, hi)
+    return ranges
+
+
+def convert(model: nn.Module, calibration: np.ndarray, ranges: dict | None = None,
+            percentile: float | None = None, name: str = "model") -> IntModel:
+    """Quantize a trained float model to an `IntModel` using calibration inputs (N, *input shape).
+
+    `ranges` overrides calibrated (min, max) per fx node name (e.g. ranges learned by QAT).
+    """
+    gm = trace_and_fold(model)
+    modules = dict(gm.named_modules())
+    found = calibrate(gm, calibration, percentile=percentile)
+    found.update(ranges or {})
+    with torch.no_grad():
+        shapes = {n: tuple(v.shape[1:]) for n, v in _record_all(gm, calibration[:1]).items()}
+
+    alias: dict[str, str] = {}        # fx node name -> tensor name it produces
+    tensors: dict[str, TensorSpec] = {}
+    layers: list[Layer] = []
+
+    def new_tensor(node_name: str, shape, qparams=None) -> str:
+        scale, zp = qparams if qparams is not None else asymmetric_qparams(*found[node_name])
+        tensors[node_name] = TensorSpec(node_name, tuple(int(s) for s in shape), float(scale), int(zp))
+        alias[node_name] = node_name
+        return node_name
+
+    def activation_of(node):
+        users = list(node.users)
+        return _is_relu(users[0], modules) if len(users) == 1 else None
+
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            new_tensor(node.name, shapes[node.name])
+            input_name = node.name
+            continue
+        if node.op == "output":
+            output_name = alias[node.args[0].name]
+            continue
+        src = alias.get(node.args[0].name) if node.args and isinstance(node.args[0], fx.Node) else None
+        mod = modules.get(node.target) if node.op == "call_module" else None
+        if isinstance(mod, PASS_THROUGH) or (node.op == "call_method" and node.target == "contiguous"):
+            if isinstance(mod, AddChannel):  # the model input becomes (1, H, W)
+                tensors[src].shape = shapes[node.name]
+            alias[node.name] = src
+        elif _is_relu(node, modules):
+            if node.name not in alias:
+                raise UnsupportedOperator(f"{node.name}: a ReLU must directly follow the only use of a "
+                                          f"Conv2d, Linear or add. Supported: {SUPPORTED}")
+        elif isinstance(mod, (nn.Conv2d, nn.Linear)) or (node.op == "call_function" and node.target in ADD_FUNCTIONS):
+            act = activation_of(node)
+            out_node = list(node.users)[0].name if act else node.name
+            out = new_tensor(out_node, shapes[out_node])
+            alias[node.name] = out
+            spec_in, spec_out = tensors[src], tensors[out]
+            act_min, act_max = -128, 127
+            if act:
+                act_min = max(-128, spec_out.zero_point)
+                if act == "relu6":
+                    act_max = min(127, spec_out.zero_point + round(6.0 / spec_out.scale))
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                layers.append(_weight_layer(node.name, mod, src, out, spec_in, spec_out, act_min, act_max))
+            else:
+                other = alias[node.args[1].name]
+                layers.append(_add_layer(node.name, src, other, out, tensors, act_min, act_max))
+        elif isinstance(mod, (nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d)):
+            layers.append(_pool_layer(node.name, mod, src, shapes[node.args[0].name]))
+            new_tensor(node.name, shapes[node.name], (tensors[src].scale, tensors[src].zero_point))
+        elif isinstance(mod, nn.Flatten) or (node.op == "call_function" and node.target is torch.flatten) \
+                or (node.op == "call_method" and node.target in ("flatten", "view", "reshape")):
+            layers.append(Layer("flatten", node.name, [src], node.name))
+            new_tensor(node.name, shapes[node.name], (tensors[src].scale, tensors[src].zero_point))
+        else:
+            what = type(mod).__name__ if mod is not None else f"{node.op} {getattr(node.target, '__name__', node.target)}"
+            raise UnsupportedOperator(f"{node.name}: {what} is not in the integer specification. Supported: {SUPPORTED}")
+    int_model = IntModel(tensors, layers, input_name, output_name, {"name": name})
+    int_model.validate()
+    return int_model
+
+
+def _record_all(gm, x) -> dict:
+    rec = _Recorder(gm)
+    rec.seen = {}
+    rec.run(torch.as_tensor(x, dtype=torch.float32))
+    return rec.seen
+
+
+def _weight_layer(name, mod, src, out, spec_in, spec_out, act_min, act_max) -> Layer:
+    w_q, w_scale = quantize_weights(mod.weight.detach().numpy(), axis=0)
+    bias = mod.bias.detach().numpy() if mod.bias is not None else np.zeros(w_q.shape[0], np.float32)
+    m0, shift = quantize_multipliers(np.float64(spec_in.scale) * w_scale.astype(np.float64) / spec_out.scale)
+    arrays = {"weight": w_q, "bias": quantize_bias(bias, spec_in.scale, w_scale), "multiplier": m0,
+              "shift": shift, "weight_scale": w_scale.astype(np.float32)}
+    attrs = {"act_min": act_min, "act_max": act_max}
+    if isinstance(mod, nn.Conv2d):
+        if isinstance(mod.padding, str) or mod.dilation != (1, 1) or mod.padding_mode != "zeros":
+            raise UnsupportedOperator(f"{name}: Conv2d needs numeric zero padding and dilation 1. Supported: {SUPPORTED}")
+        attrs.update(stride=tuple(mod.stride), padding=tuple(mod.padding), groups=mod.groups)
+        return Layer("conv2d", name, [src], out, attrs, arrays)
+    return Layer("linear", name, [src], out, attrs, arrays)
+
+
+def _add_layer(name, a, b, out, tensors, act_min, act_max, left_shift: int = 20) -> Layer:
+    s_a, s_b, s_out = tensors[a].scale, tensors[b].scale, tensors[out].scale
+    twice_max = 2 * max(s_a, s_b)
+    m_a, sh_a = quantize_multiplier(s_a / twice_max)
+    m_b, sh_b = quantize_multiplier(s_b / twice_max)
+    m_out, sh_out = quantize_multiplier(twice_max / ((1 << left_shift) * s_out))
+    attrs = dict(left_shift=left_shift, multiplier_a=m_a, shift_a=sh_a, multiplier_b=m_b, shift_b=sh_b,
+                 multiplier_out=m_out, shift_out=sh_out, act_min=act_min, act_max=act_max)
+    return Layer("add", name, [a, b], out, attrs)
+
+
+def _pool_layer(name, mod, src, in_shape) -> Layer:
+    if isinstance(mod, nn.AdaptiveAvgPool2d):
+        if mod.output_size not in (1, (1, 1)):
+            raise UnsupportedOperator(f"{name}: only AdaptiveAvgPool2d(1) (global pooling) is supported")
+        return Layer("avgpool", name, [src], name, {"kernel": tuple(in_shape[1:]), "stride": (1, 1)})
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    if pair(mod.padding) != (0, 0) or getattr(mod, "ceil_mode", False) or pair(getattr(mod, "dilation", 1)) != (1, 1):
+        raise UnsupportedOperator(f"{name}: pooling must have no padding, no ceil_mode and no dilation")
+    op = "avgpool" if isinstance(mod, nn.AvgPool2d) else "maxpool"
+    stride = pair(mod.stride if mod.stride is not None else mod.kernel_size)
+    return Layer(op, name, [src], name, {"kernel": pair(mod.kernel_size), "stride": stride})
