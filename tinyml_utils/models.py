@@ -98,4 +98,9 @@ class DNN(nn.Sequential):
         super().__init__(OrderedDict(layers))
 
 
-MODEL_ZOO = {"ds_cnn_s": ds_cnn_s, "small_cnn": SmallCNN, "dnn": DNN}
+def ds_cnn_wide(**overrides) -> DSCNN:
+    """DS-CNN-S at twice the width (128 channels): the distillation chapter's teacher, ~3.5x the MACs."""
+    return DSCNN(**{"channels": (128, 128, 128, 128, 128), **overrides})
+
+
+MODEL_ZOO = {"ds_cnn_s": ds_cnn_s, "small_cnn": SmallCNN, "dnn": DNN, "ds_cnn_wide": ds_cnn_wide}

@@ -12,7 +12,7 @@ from .kws_data import kws_features
 from .train import get_baseline
 
 #: Baselines that notebooks load; trained here so two notebooks never train the same one at once.
-BASELINES = ("ds_cnn_s", "small_cnn", "dnn")
+BASELINES = ("ds_cnn_s", "small_cnn", "dnn", "ds_cnn_wide")
 
 
 def main() -> None:

@@ -84,7 +84,8 @@ def fit(model: nn.Module, train: tuple, val: tuple | None = None, epochs: int = 
     return history
 
 
-BASELINE_EPOCHS = {"ds_cnn_s": (30, 12), "small_cnn": (30, 12), "dnn": (40, 15)}  # (student, CI)
+BASELINE_EPOCHS = {"ds_cnn_s": (30, 12), "small_cnn": (30, 12), "dnn": (40, 15),
+                   "ds_cnn_wide": (30, 12)}  # (student, CI)
 
 
 def get_baseline(name: str = "ds_cnn_s", source: str = "synthetic", progress: bool = True):
