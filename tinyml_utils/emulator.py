@@ -47,20 +47,29 @@ def compile_cortex_m4(sources: list[Path], elf: Path, extra_flags: list[str] = (
     """Compile and link C sources with the smoke-test start-up code into `elf`."""
     gcc = require("arm-none-eabi-gcc")
     cmd = [gcc, *CFLAGS, *extra_flags, f"-I{CSRC}", "-T", str(CSRC / "smoke.ld"),
-           str(CSRC / "startup.c"), str(CSRC / "semihost.c"), *map(str, sources), "-lgcc", "-o", str(elf)]
+           str(CSRC / "startup.c"), str(CSRC / "semihost.c"), str(CSRC / "cycles.c"), *map(str, sources),
+           "-lgcc", "-o", str(elf)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"arm-none-eabi-gcc failed:\n{done.stderr}")
     return elf
 
 
-def run_qemu(elf: Path, machine: str = "mps2-an386", timeout: float = 20.0) -> RunResult:
-    """Run an ELF on QEMU with semihosting; a program still running after `timeout` s is an error."""
+#: Deterministic virtual time: one instruction = 1 ns, so SysTick counts instructions (see csrc/cycles.h).
+ICOUNT = ["-icount", "shift=0,align=off,sleep=off"]
+
+
+def run_qemu(elf: Path, machine: str = "mps2-an386", timeout: float = 20.0, icount: bool = True) -> RunResult:
+    """Run an ELF on QEMU with semihosting; a program still running after `timeout` s is an error.
+
+    With `icount` (the default) virtual time follows the instruction count, which makes the
+    SysTick measurements of `csrc/cycles.h` deterministic.
+    """
     qemu = require("qemu-system-arm")
     # Semihosting output goes to a stdio character device, so QEMU's own errors stay on stderr.
     cmd = [qemu, "-M", machine, "-display", "none", "-monitor", "none", "-serial", "null",
            "-chardev", "stdio,id=semihosting", "-semihosting-config", "enable=on,target=native,chardev=semihosting",
-           "-kernel", str(elf)]
+           "-kernel", str(elf), *(ICOUNT if icount else [])]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -73,7 +82,8 @@ def run_qemu(elf: Path, machine: str = "mps2-an386", timeout: float = 20.0) -> R
 
 
 def run_c_program(code: str, timeout: float = 20.0) -> RunResult:
-    """Compile one C file (with `int main(void)`; `#include "semihost.h"` to print) and run it."""
+    """Compile one C file (with `int main(void)`; `#include "semihost.h"` to print, `"cycles.h"` to
+    count instructions) and run it."""
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "main.c"
         src.write_text(code)

@@ -3,6 +3,7 @@
  * fault handler that reports instead of hanging. */
 #include <stdint.h>
 #include "semihost.h"
+#include "cycles.h"
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;  /* from the linker script */
 int main(void);
@@ -19,6 +20,9 @@ void Fault_Handler(void) {
   sh_exit(99);
 }
 
-__attribute__((section(".isr_vector"), used)) static const void *const vectors[] = {
+/* Cortex-M exception numbers: 1 reset, 2 NMI, 3 hard fault, 4-6 memory/bus/usage fault,
+ * 11 SVCall, 12 debug monitor, 14 PendSV, 15 SysTick. */
+__attribute__((section(".isr_vector"), used)) static const void *const vectors[16] = {
   &_estack, Reset_Handler, Fault_Handler, Fault_Handler, Fault_Handler, Fault_Handler, Fault_Handler,
+  0, 0, 0, 0, Fault_Handler, Fault_Handler, 0, Fault_Handler, SysTick_Handler,
 };
