@@ -59,11 +59,13 @@ def compile_cortex_m4(sources: list[Path], elf: Path, extra_flags: list[str] = (
 ICOUNT = ["-icount", "shift=0,align=off,sleep=off"]
 
 
-def run_qemu(elf: Path, machine: str = "mps2-an386", timeout: float = 20.0, icount: bool = True) -> RunResult:
+def run_qemu(elf: Path, machine: str = "mps2-an386", timeout: float = 20.0, icount: bool = True,
+             cwd: Path | None = None) -> RunResult:
     """Run an ELF on QEMU with semihosting; a program still running after `timeout` s is an error.
 
     With `icount` (the default) virtual time follows the instruction count, which makes the
-    SysTick measurements of `csrc/cycles.h` deterministic.
+    SysTick measurements of `csrc/cycles.h` deterministic. Files the program opens through
+    semihosting are relative to `cwd` (default: the current directory).
     """
     qemu = require("qemu-system-arm")
     # Semihosting output goes to a stdio character device, so QEMU's own errors stay on stderr.
@@ -71,7 +73,7 @@ def run_qemu(elf: Path, machine: str = "mps2-an386", timeout: float = 20.0, icou
            "-chardev", "stdio,id=semihosting", "-semihosting-config", "enable=on,target=native,chardev=semihosting",
            "-kernel", str(elf), *(ICOUNT if icount else [])]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise EmulatorTimeout(f"{elf.name} did not finish on QEMU {machine} within {timeout:g} s and was "
                               "stopped: it probably loops forever (or waits on a breakpoint without "

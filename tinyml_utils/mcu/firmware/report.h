@@ -1,0 +1,14 @@
+/* One line of text built in a buffer, then printed with a single semihosting call (each call
+ * stops the emulated core and costs host time, not device instructions). */
+#ifndef REPORT_H
+#define REPORT_H
+#include <stdint.h>
+
+#define LINE_CAPACITY 640
+
+void line_start(const char *text);   /* begin a new line with `text` */
+void line_str(const char *text);     /* append text */
+void line_int(int32_t value);        /* append " <value>" */
+void line_end(void);                 /* append a newline and print the line */
+
+#endif
