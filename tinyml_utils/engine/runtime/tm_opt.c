@@ -1,0 +1,233 @@
+/* Optimised kernels for ARMv7E-M (Cortex-M4/M7), bit-exact with tm_ref.c.
+ *
+ * Where the instructions go in a plain int8 kernel: per multiply-accumulate, two byte loads,
+ * a subtraction of the zero point, a multiply-add and loop overhead, about 5 instructions. Here:
+ *
+ * 1. SIMD: a 32-bit load brings 4 int8 values; SXTB16 sign-extends bytes 0,2 and (with its free
+ *    rotate) bytes 1,3 into two int16 pairs; SMLAD does two multiply-accumulates in one
+ *    instruction. Activations and weights are unpacked the same way, so the pairs line up.
+ * 2. Reuse: the matrix kernel computes 2 pixels x 2 output channels per inner loop, so each
+ *    unpacked activation word serves 2 channels and each weight word 2 pixels.
+ * 3. Work moved to code-generation time: the zero point of the input is folded into the bias,
+ *    sum_k (x_k - z) w_k = sum_k x_k w_k - z sum_k w_k, so the loop multiplies raw int8 values;
+ *    the weights of each channel pair are interleaved in blocks of 4 (`interleave_pairs` in
+ *    codegen.py) so one pointer walks both rows.
+ * 4. Requantization fused into the store, with the cheaper `tm_mbqm_bounded` (the generator has
+ *    proved |acc| < 2^30 for the layer, else it emits the reference kernel).
+ * 5. Depthwise: one channel at a time, copied (minus its zero point) into a zero-padded int16
+ *    buffer, so the window needs no bounds checks; for 3x3 stride 1, two outputs per step with the
+ *    weight pairs in registers. The same loop runs in place (output over input).
+ */
+#include "tm_runtime.h"
+#include "tm_dsp.h"
+
+static inline int8_t store(const tm_conv_params *p, int32_t acc, int32_t c) {
+  return tm_clamp_s8(tm_mbqm_bounded(acc, p->multiplier[c], p->shift[c]) + p->out_zero_point,
+                     p->act_min, p->act_max);
+}
+
+/* Two pixels (x0 and x0 + x_stride, k_len int8 values each) times every output channel:
+ * out0[c] and out0[out_c + c]. Weights: channel pairs interleaved in blocks of 4 values, then
+ * the two tails; an odd last channel is stored plainly. */
+static void matmul_2_pixels(const tm_conv_params *p, int32_t k_len, const int8_t *x0, int32_t x_stride,
+                            int8_t *out0) {
+  const int8_t *w = p->weight;
+  const int8_t *x1 = x0 + x_stride;
+  int8_t *out1 = out0 + p->out_c;
+  const int32_t k4 = k_len & ~3;
+  int32_t c = 0;
+  for (; c + 2 <= p->out_c; c += 2) {
+    int32_t a0 = p->bias[c], b0 = p->bias[c + 1];   /* pixel 0, channels c and c+1 */
+    int32_t a1 = a0, b1 = b0;                       /* pixel 1 */
+    for (int32_t k = 0; k < k4; k += 4) {
+      const uint32_t u0 = tm_read32(x0 + k), u1 = tm_read32(x1 + k);
+      const int32_t x0e = tm_sxtb16(u0), x0o = tm_sxtb16_ror8(u0);
+      const int32_t x1e = tm_sxtb16(u1), x1o = tm_sxtb16_ror8(u1);
+      uint32_t v = tm_read32(w);
+      int32_t we = tm_sxtb16(v), wo = tm_sxtb16_ror8(v);
+      a0 = tm_smlad(x0e, we, a0); a0 = tm_smlad(x0o, wo, a0);
+      a1 = tm_smlad(x1e, we, a1); a1 = tm_smlad(x1o, wo, a1);
+      v = tm_read32(w + 4);
+      we = tm_sxtb16(v); wo = tm_sxtb16_ror8(v);
+      b0 = tm_smlad(x0e, we, b0); b0 = tm_smlad(x0o, wo, b0);
+      b1 = tm_smlad(x1e, we, b1); b1 = tm_smlad(x1o, wo, b1);
+      w += 8;
+    }
+    const int32_t tail = k_len - k4;
+    for (int32_t k = 0; k < tail; k++) {
+      a0 += x0[k4 + k] * w[k];        b0 += x0[k4 + k] * w[tail + k];
+      a1 += x1[k4 + k] * w[k];        b1 += x1[k4 + k] * w[tail + k];
+    }
+    w += 2 * tail;
+    out0[c] = store(p, a0, c); out0[c + 1] = store(p, b0, c + 1);
+    out1[c] = store(p, a1, c); out1[c + 1] = store(p, b1, c + 1);
+  }
+  if (c < p->out_c) {                                /* odd channel count: the last row alone */
+    int32_t a0 = p->bias[c], a1 = a0;
+    for (int32_t k = 0; k < k_len; k++) { a0 += x0[k] * w[k]; a1 += x1[k] * w[k]; }
+    out0[c] = store(p, a0, c); out1[c] = store(p, a1, c);
+  }
+}
+
+/* One pixel times every output channel (the last pixel of an odd count, fully connected layers). */
+static void matmul_1_pixel(const tm_conv_params *p, int32_t k_len, const int8_t *x0, int8_t *out0) {
+  const int8_t *w = p->weight;
+  const int32_t k4 = k_len & ~3;
+  int32_t c = 0;
+  for (; c + 2 <= p->out_c; c += 2) {
+    int32_t a0 = p->bias[c], b0 = p->bias[c + 1];
+    for (int32_t k = 0; k < k4; k += 4) {
+      const uint32_t u0 = tm_read32(x0 + k);
+      const int32_t x0e = tm_sxtb16(u0), x0o = tm_sxtb16_ror8(u0);
+      uint32_t v = tm_read32(w);
+      a0 = tm_smlad(x0e, tm_sxtb16(v), a0); a0 = tm_smlad(x0o, tm_sxtb16_ror8(v), a0);
+      v = tm_read32(w + 4);
+      b0 = tm_smlad(x0e, tm_sxtb16(v), b0); b0 = tm_smlad(x0o, tm_sxtb16_ror8(v), b0);
+      w += 8;
+    }
+    const int32_t tail = k_len - k4;
+    for (int32_t k = 0; k < tail; k++) { a0 += x0[k4 + k] * w[k]; b0 += x0[k4 + k] * w[tail + k]; }
+    w += 2 * tail;
+    out0[c] = store(p, a0, c); out0[c + 1] = store(p, b0, c + 1);
+  }
+  if (c < p->out_c) {
+    int32_t a0 = p->bias[c];
+    for (int32_t k = 0; k < k_len; k++) a0 += x0[k] * w[k];
+    out0[c] = store(p, a0, c);
+  }
+}
+
+void tm_pointwise_opt(const tm_conv_params *p, const int8_t *input, int8_t *output) {
+  const int32_t pixels = p->in_h * p->in_w;
+  int32_t i = 0;
+  for (; i + 2 <= pixels; i += 2) matmul_2_pixels(p, p->in_c, input + i * p->in_c, p->in_c, output + i * p->out_c);
+  if (i < pixels) matmul_1_pixel(p, p->in_c, input + i * p->in_c, output + i * p->out_c);
+}
+
+/* Two pixels at a time into scratch, then back over the two input pixels they came from. */
+void tm_pointwise_inplace_opt(const tm_conv_params *p, int8_t *data, int8_t *scratch) {
+  const int32_t pixels = p->in_h * p->in_w, c = p->out_c;
+  int32_t i = 0;
+  for (; i < pixels; i += 2) {
+    const int32_t n = i + 2 <= pixels ? 2 : 1;
+    int8_t *pixel = data + i * c;
+    if (n == 2) matmul_2_pixels(p, c, pixel, c, scratch);
+    else matmul_1_pixel(p, c, pixel, scratch);
+    int32_t k = 0;
+    for (; k + 4 <= n * c; k += 4) tm_write32(pixel + k, tm_read32(scratch + k));
+    for (; k < n * c; k++) pixel[k] = scratch[k];
+  }
+}
+
+void tm_fully_connected_opt(const tm_conv_params *p, const int8_t *input, int8_t *output) {
+  matmul_1_pixel(p, p->in_c, input, output);
+}
+
+/* The receptive field of output pixel `pixel` as one row of K = kH * kW * C_in values, in the
+ * weights' HWC order; padding positions hold the input zero point (real 0: with the folded bias
+ * every position contributes x * w, and z * w is what the bias took away). */
+static void im2col(const tm_conv_params *p, const int8_t *input, int32_t pixel, int8_t *col) {
+  const int32_t oy = pixel / p->out_w, ox = pixel % p->out_w;
+  const int8_t zero = (int8_t)p->in_zero_point;
+  for (int32_t ky = 0; ky < p->kernel_h; ky++) {
+    const int32_t iy = oy * p->stride_h - p->pad_h + ky;
+    for (int32_t kx = 0; kx < p->kernel_w; kx++) {
+      const int32_t ix = ox * p->stride_w - p->pad_w + kx;
+      if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
+        const int8_t *x = input + (iy * p->in_w + ix) * p->in_c;
+        for (int32_t c = 0; c < p->in_c; c++) col[c] = x[c];
+      } else {
+        for (int32_t c = 0; c < p->in_c; c++) col[c] = zero;
+      }
+      col += p->in_c;
+    }
+  }
+}
+
+/* General convolution (groups == 1): two im2col rows, then the matrix kernel. */
+void tm_conv2d_opt(const tm_conv_params *p, const int8_t *input, int8_t *output, int8_t *scratch) {
+  const int32_t k_len = p->kernel_h * p->kernel_w * p->in_c, pixels = p->out_h * p->out_w;
+  int32_t i = 0;
+  for (; i + 2 <= pixels; i += 2) {
+    im2col(p, input, i, scratch);
+    im2col(p, input, i + 1, scratch + k_len);
+    matmul_2_pixels(p, k_len, scratch, k_len, output + i * p->out_c);
+  }
+  if (i < pixels) {
+    im2col(p, input, i, scratch);
+    matmul_1_pixel(p, k_len, scratch, output + i * p->out_c);
+  }
+}
+
+/* 3x3, stride 1, on one padded int16 channel: two outputs per step. Row r of the window holds
+ * r[x], r[x+1], r[x+2], r[x+3]; with p0 = (r[x], r[x+1]) and p1 = (r[x+2], r[x+3]) as words and
+ * the weights as pairs w01 = (w0, w1), w12 = (w1, w2):
+ *   out[x]   += SMLAD(p0, w01) + p1.lo * w12.hi          (r[x] w0 + r[x+1] w1 + r[x+2] w2)
+ *   out[x+1] += p0.hi * w01.lo + SMLAD(p1, w12)          (r[x+1] w0 + r[x+2] w1 + r[x+3] w2)
+ * six weight pairs stay in registers for the whole channel. */
+static void depthwise_3x3_channel(const tm_conv_params *p, int32_t c, const int16_t *pad, int32_t pad_w,
+                                  int8_t *output) {
+  const int8_t *w = p->weight + c * 9;
+  const int32_t w01_0 = tm_pkhbt(w[0], w[1]), w12_0 = tm_pkhbt(w[1], w[2]);
+  const int32_t w01_1 = tm_pkhbt(w[3], w[4]), w12_1 = tm_pkhbt(w[4], w[5]);
+  const int32_t w01_2 = tm_pkhbt(w[6], w[7]), w12_2 = tm_pkhbt(w[7], w[8]);
+  const int32_t bias = p->bias[c], step = p->out_c;
+  for (int32_t oy = 0; oy < p->out_h; oy++) {
+    const int16_t *r0 = pad + oy * pad_w, *r1 = r0 + pad_w, *r2 = r1 + pad_w;
+    int8_t *out = output + oy * p->out_w * step + c;
+    int32_t ox = 0;
+    for (; ox + 2 <= p->out_w; ox += 2) {
+      int32_t acc0 = bias, acc1 = bias, q0, q1;
+      q0 = (int32_t)tm_read32(r0 + ox); q1 = (int32_t)tm_read32(r0 + ox + 2);
+      acc0 = tm_smlad(q0, w01_0, acc0); acc0 = tm_smlabt(q1, w12_0, acc0);
+      acc1 = tm_smlatb(q0, w01_0, acc1); acc1 = tm_smlad(q1, w12_0, acc1);
+      q0 = (int32_t)tm_read32(r1 + ox); q1 = (int32_t)tm_read32(r1 + ox + 2);
+      acc0 = tm_smlad(q0, w01_1, acc0); acc0 = tm_smlabt(q1, w12_1, acc0);
+      acc1 = tm_smlatb(q0, w01_1, acc1); acc1 = tm_smlad(q1, w12_1, acc1);
+      q0 = (int32_t)tm_read32(r2 + ox); q1 = (int32_t)tm_read32(r2 + ox + 2);
+      acc0 = tm_smlad(q0, w01_2, acc0); acc0 = tm_smlabt(q1, w12_2, acc0);
+      acc1 = tm_smlatb(q0, w01_2, acc1); acc1 = tm_smlad(q1, w12_2, acc1);
+      out[ox * step] = store(p, acc0, c);
+      out[(ox + 1) * step] = store(p, acc1, c);
+    }
+    if (ox < p->out_w) {                        /* odd width: the last output alone */
+      int32_t acc = bias;
+      acc = tm_smlad((int32_t)tm_read32(r0 + ox), w01_0, acc); acc += r0[ox + 2] * w[2];
+      acc = tm_smlad((int32_t)tm_read32(r1 + ox), w01_1, acc); acc += r1[ox + 2] * w[5];
+      acc = tm_smlad((int32_t)tm_read32(r2 + ox), w01_2, acc); acc += r2[ox + 2] * w[8];
+      out[ox * step] = store(p, acc, c);
+    }
+  }
+}
+
+/* Any kernel and stride on one padded int16 channel: no bounds checks left in the loop. */
+static void depthwise_any_channel(const tm_conv_params *p, int32_t c, const int16_t *pad, int32_t pad_w,
+                                  int8_t *output) {
+  const int8_t *w = p->weight + c * p->kernel_h * p->kernel_w;
+  for (int32_t oy = 0; oy < p->out_h; oy++)
+    for (int32_t ox = 0; ox < p->out_w; ox++) {
+      const int16_t *window = pad + oy * p->stride_h * pad_w + ox * p->stride_w;
+      int32_t acc = p->bias[c];
+      for (int32_t ky = 0; ky < p->kernel_h; ky++)
+        for (int32_t kx = 0; kx < p->kernel_w; kx++) acc += window[ky * pad_w + kx] * w[ky * p->kernel_w + kx];
+      output[(oy * p->out_w + ox) * p->out_c + c] = store(p, acc, c);
+    }
+}
+
+/* Depthwise, one channel at a time through a zero-padded int16 copy of that channel (scratch:
+ * (in_h + 2 pad_h) x (in_w + 2 pad_w) int16). Channel c is copied out before output channel c is
+ * written, and no other channel is touched, so `output` may be `input` (in place, same shape). */
+void tm_depthwise_opt(const tm_conv_params *p, const int8_t *input, int8_t *output, int16_t *scratch) {
+  const int32_t pad_w = p->in_w + 2 * p->pad_w, pad_h = p->in_h + 2 * p->pad_h;
+  const int fast = p->kernel_h == 3 && p->kernel_w == 3 && p->stride_h == 1 && p->stride_w == 1;
+  for (int32_t i = 0; i < pad_h * pad_w; i++) scratch[i] = 0;   /* the border stays 0 (= real 0) */
+  for (int32_t c = 0; c < p->in_c; c++) {
+    const int8_t *x = input + c;
+    for (int32_t y = 0; y < p->in_h; y++) {
+      int16_t *row = scratch + (y + p->pad_h) * pad_w + p->pad_w;
+      for (int32_t i = 0; i < p->in_w; i++, x += p->in_c) row[i] = (int16_t)(*x - p->in_zero_point);
+    }
+    if (fast) depthwise_3x3_channel(p, c, scratch, pad_w, output);
+    else depthwise_any_channel(p, c, scratch, pad_w, output);
+  }
+}
