@@ -204,3 +204,42 @@ def test_layer_traffic_of_ds_cnn():
     assert table.loc["pw1", "SRAM bytes"] == 2 * 25 * 5 * 64
     assert table.loc["pw1", "intensity"] == pytest.approx(25 * 5 * 64 * 64 / (64 * 64 + 4 * 64 + 2 * 25 * 5 * 64))
     assert set(table["kind"]) == {"standard", "depthwise", "pointwise", "Linear"}
+
+
+# --- lab 7 checks: pass the package's answers, reject wrong ones -----------------------------------------------
+
+def test_lab07_checks_accept_right_and_reject_wrong_answers():
+    from tinyml_utils.checks import CheckFailed
+    from tinyml_utils.checks import lab07
+
+    def im2col(x, k, stride=1, padding=0):
+        return effops.im2col(x[None], k, stride, padding)[0]
+
+    def depthwise(x, w, stride=1, padding=0):
+        return effops.depthwise_conv2d(x[None], w, None, stride, padding)[0]
+
+    def pointwise(x, w):
+        return effops.pointwise_conv2d(x[None], w)[0]
+
+    def separable(x, dw, pw, stride=1, padding=0):
+        return effops.separable_conv2d(x[None], dw, pw, stride=stride, padding=padding)[0]
+
+    lab07.check_im2col(im2col)
+    lab07.check_depthwise(depthwise)
+    lab07.check_pointwise(pointwise)
+    lab07.check_separable(separable)
+    lab07.check_separable_cost(effops.separable_cost)
+    lab07.check_cost_ratio(effops.separable_ratio)
+    lab07.check_im2col_bytes(lambda conv, h, w: effops.im2col_buffer_bytes(conv, h, w))
+
+    wrong = [(lab07.check_im2col, lambda x, k, stride=1, padding=0: im2col(x, k, 1, padding)),       # ignores stride
+             (lab07.check_depthwise, lambda x, w, stride=1, padding=0: depthwise(x, w, stride, padding) + 1e-2),
+             (lab07.check_pointwise, lambda x, w: pointwise(x, w)[:1]),                               # wrong shape
+             (lab07.check_separable, lambda x, dw, pw, stride=1, padding=0: "not a tensor"),
+             (lab07.check_separable_cost, lambda *a: {"params": 0, "macs": 0}),
+             (lab07.check_separable_cost, lambda *a: (0, 0)),
+             (lab07.check_cost_ratio, lambda c_out, k: 1 / k ** 2),
+             (lab07.check_im2col_bytes, lambda conv, h, w: conv.in_channels * h * w)]
+    for check, answer in wrong:
+        with pytest.raises(CheckFailed):
+            check(answer)
