@@ -26,10 +26,11 @@ static void fft_complex_256(float *z) {
       float w_re = mfcc_fft_twiddle[k * step][0], w_im = mfcc_fft_twiddle[k * step][1];
       for (int32_t start = 0; start < n; start += size) {
         float *a = z + 2 * (start + k), *b = z + 2 * (start + k + half);
+        float a_re = a[0], a_im = a[1];               /* (read before writing: a and b could alias) */
         float t_re = b[0] * w_re - b[1] * w_im;       /* t = b * w */
         float t_im = b[0] * w_im + b[1] * w_re;
-        b[0] = a[0] - t_re; b[1] = a[1] - t_im;       /* b = a - t */
-        a[0] += t_re; a[1] += t_im;                   /* a = a + t */
+        a[0] = a_re + t_re; a[1] = a_im + t_im;       /* a + t */
+        b[0] = a_re - t_re; b[1] = a_im - t_im;       /* a - t */
       }
     }
   }
