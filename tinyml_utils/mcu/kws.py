@@ -37,6 +37,18 @@ class ModelCode:
     meta: dict = field(default_factory=dict)
 
 
+def engine_code(model, out_dir: str | Path, kernels: str = "opt") -> ModelCode:
+    """Generate the C of an `IntModel` with the course's engine (`tinyml_utils.engine.codegen`)
+    into `out_dir`: model.c, model.h, and the engine's runtime kernels ("opt" or "ref")."""
+    from ..engine import codegen
+
+    generated = codegen.generate(model, kernels=kernels)
+    header, source = generated.write(out_dir)
+    out = model.tensor(model.output)
+    return ModelCode([source, *codegen.runtime_sources()], [Path(out_dir), codegen.RUNTIME],
+                     out.scale, out.zero_point, {"generated": generated, "kernels": kernels})
+
+
 def params_header(code: ModelCode, out_dir: Path) -> Path:
     """Write kws_params.h: the model's output quantization (hex floats are exact)."""
     path = Path(out_dir) / "kws_params.h"
