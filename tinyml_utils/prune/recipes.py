@@ -1,0 +1,142 @@
+"""The course's pruned models: fixed recipes, run on first use and cached (like `train.get_baseline`).
+
+Fine-tuning is the expensive part of pruning, so chapter 2 runs these recipes once (in
+`./run data`, via `prepare.py`) and every notebook that needs a pruned model loads it:
+
+* `get_gradual(name)`: gradual magnitude pruning of a baseline through `GRADUAL_LEVELS[name]`
+  with one global threshold, fine-tuning after every step; one checkpoint per level.
+* `get_channel_pruned(name)`: the L2-smallest channels of every group removed (a physically
+  smaller `DSCNN`), then fine-tuned.
+
+Both are seeded and keyed by the baseline's run size and `RECIPE_VERSION`.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+
+import torch
+from torch import nn
+
+from ..config import at_size, cache_dir, file_lock, seed_everything
+from ..models import DSCNN
+from ..train import BASELINE_EPOCHS, accuracy, fit
+from .channels import channels_to_keep, remove_channels
+from .schedule import gradual_prune
+
+RECIPE_VERSION = 1  # bump when a recipe below changes: cached models are keyed by it
+
+GRADUAL_LEVELS = {"ds_cnn_s": (0.3, 0.5, 0.7, 0.85), "ds_cnn_wide": (0.5, 0.7, 0.8, 0.9)}
+GRADUAL_EPOCHS = (3, 2)          # fine-tuning epochs after each pruning step (student, CI)
+CHANNEL_KEEP = 0.8               # fraction of each channel group kept
+CHANNEL_EPOCHS = (8, 4)          # fine-tuning epochs of the smaller model (student, CI)
+LR = 2e-3                        # peak one-cycle learning rate of every fine-tuning run
+
+
+def gradual_recipe(model: nn.Module, train: tuple, val: tuple, levels, epochs_per_step: int, lr: float = LR,
+                   progress: bool = True):
+    """Gradually prune a copy of `model` through `levels` (global threshold, fine-tuning after each).
+
+    Returns (one pruned model per level, the per-step history DataFrame).
+    """
+    pruned, checkpoints = copy.deepcopy(model), []
+    _, history = gradual_prune(pruned, train, val, levels, epochs_per_step=epochs_per_step, lr=lr, scheme="global",
+                               on_step=lambda step, m, masks: checkpoints.append(copy.deepcopy(m).eval()),
+                               progress=progress)
+    return checkpoints, history
+
+
+def channel_recipe(model: DSCNN, train: tuple, val: tuple, keep: float, epochs: int, lr: float = LR):
+    """Remove the (1 - keep) L2-smallest channels of every group, then fine-tune the smaller DSCNN.
+
+    Returns (the fine-tuned smaller model, the kept channel indices, validation accuracy right after
+    removal, fit's history).
+    """
+    kept = channels_to_keep(model, keep)
+    small = remove_channels(model, kept)
+    removed_acc = accuracy(small, *val)
+    history = fit(small, train, val, epochs=epochs, lr=lr, progress=False)
+    return small.eval(), kept, removed_acc, history
+
+
+def _tag(kind: str, name: str, source: str, epochs: int) -> str:
+    return f"pruned-{kind}-{name}-{source}-b{at_size(*BASELINE_EPOCHS[name])}-e{epochs}-r{RECIPE_VERSION}"
+
+
+def get_gradual(name: str = "ds_cnn_s", source: str = "synthetic", progress: bool = True):
+    """The gradually pruned `name` baseline: (list of models, one per level in eval mode, info dict).
+
+    info holds the recipe, the per-step validation accuracies and each checkpoint's test accuracy.
+    """
+    from ..kws_data import kws_features
+    from ..train import get_baseline
+
+    if name not in GRADUAL_LEVELS:
+        raise KeyError(f"no gradual pruning recipe for {name!r}; recipes exist for {sorted(GRADUAL_LEVELS)}")
+    epochs = at_size(*GRADUAL_EPOCHS)
+    path = cache_dir("models") / f"{_tag('gradual', name, source, epochs)}.pt"
+    baseline, _ = get_baseline(name, source, progress=progress)
+    with file_lock(path.with_suffix(".lock")):
+        if not path.exists():
+            seed_everything(0)
+            feats = kws_features(source)
+            t0 = time.perf_counter()
+            models, history = gradual_recipe(baseline, feats["train"], feats["val"], GRADUAL_LEVELS[name], epochs,
+                                             progress=progress)
+            info = {"name": name, "source": source, "levels": list(GRADUAL_LEVELS[name]), "epochs_per_step": epochs,
+                    "lr": LR, "scheme": "global", "recipe": RECIPE_VERSION,
+                    "train_seconds": time.perf_counter() - t0, "history": history.reset_index().to_dict("list"),
+                    "test_acc": [accuracy(m, *feats["test"]) for m in models]}
+            torch.save([m.state_dict() for m in models], path.with_suffix(".tmp"))
+            path.with_suffix(".json").write_text(json.dumps(info, indent=1))
+            path.with_suffix(".tmp").rename(path)
+    models = []
+    for state in torch.load(path, weights_only=True):
+        model = copy.deepcopy(baseline)
+        model.load_state_dict(state)
+        models.append(model.eval())
+    return models, json.loads(path.with_suffix(".json").read_text())
+
+
+def get_channel_pruned(name: str = "ds_cnn_s", source: str = "synthetic", progress: bool = True):
+    """The channel-pruned, fine-tuned `name` baseline: (a smaller DSCNN in eval mode, info dict)."""
+    from ..kws_data import kws_features
+    from ..train import get_baseline
+
+    epochs = at_size(*CHANNEL_EPOCHS)
+    path = cache_dir("models") / f"{_tag('channel', name, source, epochs)}.pt"
+    baseline, _ = get_baseline(name, source, progress=progress)
+    if not isinstance(baseline, DSCNN):
+        raise TypeError(f"channel pruning needs a DSCNN baseline, {name!r} is a {type(baseline).__name__}")
+    with file_lock(path.with_suffix(".lock")):
+        if not path.exists():
+            seed_everything(0)
+            feats = kws_features(source)
+            t0 = time.perf_counter()
+            small, kept, removed_acc, history = channel_recipe(baseline, feats["train"], feats["val"],
+                                                               CHANNEL_KEEP, epochs)
+            info = {"name": name, "source": source, "keep": CHANNEL_KEEP, "epochs": epochs, "lr": LR,
+                    "recipe": RECIPE_VERSION, "train_seconds": time.perf_counter() - t0,
+                    "channels": list(small.config["channels"]), "kept": [k.tolist() for k in kept],
+                    "val_acc_removed": removed_acc, "history": history,
+                    "val_acc": accuracy(small, *feats["val"]), "test_acc": accuracy(small, *feats["test"])}
+            torch.save(small.state_dict(), path.with_suffix(".tmp"))
+            path.with_suffix(".json").write_text(json.dumps(info, indent=1))
+            path.with_suffix(".tmp").rename(path)
+    info = json.loads(path.with_suffix(".json").read_text())
+    small = DSCNN(**{**baseline.config, "channels": tuple(info["channels"])})
+    small.load_state_dict(torch.load(path, weights_only=True))
+    return small.eval(), info
+
+
+#: What `prepare.py` builds, so that notebooks only load them.
+PRUNED = (("gradual", "ds_cnn_s"), ("gradual", "ds_cnn_wide"), ("channel", "ds_cnn_s"))
+
+
+def prepare(source: str = "synthetic") -> None:
+    """Build every cached pruned model in `PRUNED` (skipped when already cached)."""
+    for kind, name in PRUNED:
+        t0 = time.perf_counter()
+        (get_gradual if kind == "gradual" else get_channel_pruned)(name, source, progress=False)
+        print(f"[prepare] pruned {name} ({kind}): {time.perf_counter() - t0:.0f} s")
