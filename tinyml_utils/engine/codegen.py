@@ -32,6 +32,10 @@ RUNTIME = Path(__file__).parent / "runtime"
 RUNTIME_SOURCES = ("tm_ref.c", "tm_opt.c")
 
 
+class ModelTooLarge(ValueError):
+    """The planned arena does not fit the memory budget given to the generator."""
+
+
 @dataclass
 class GeneratedModel:
     """Generated C for one model: header and source text, and what produced them."""
@@ -177,12 +181,21 @@ def plan_for(graph: Graph, kernels: str = "opt", strategy: str = "first_fit", in
 
 
 def generate(model: IntModel | Graph, kernels: str = "opt", prefix: str = "model", strategy: str = "first_fit",
-             inplace_depthwise: bool = True, inplace_pointwise: bool = True) -> GeneratedModel:
-    """Generate `<prefix>.h` and `<prefix>.c` for a model (an IntModel or an engine Graph)."""
+             inplace_depthwise: bool = True, inplace_pointwise: bool = True,
+             max_arena_bytes: int | None = None) -> GeneratedModel:
+    """Generate `<prefix>.h` and `<prefix>.c` for a model (an IntModel or an engine Graph).
+
+    `kernels` "opt" or "ref"; `strategy` and the in-place switches go to the planner; with
+    `max_arena_bytes`, an arena larger than that raises `ModelTooLarge` saying by how much.
+    """
     graph = model if isinstance(model, Graph) else from_intmodel(model)
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", prefix):
         raise ValueError(f"prefix must be a lower-case C identifier, got {prefix!r}")
     plan, choices = plan_for(graph, kernels, strategy, inplace_depthwise, inplace_pointwise)
+    if max_arena_bytes is not None and plan.arena_bytes > max_arena_bytes:
+        raise ModelTooLarge(f"{graph.name} needs {plan.arena_bytes:,} bytes of arena, "
+                            f"{plan.arena_bytes - max_arena_bytes:,} more than the {max_arena_bytes:,} available "
+                            f"({plan.strategy} plan, in place: {sorted(set(plan.inplace.values())) or 'none'})")
     P, p = prefix.upper(), prefix
     arena = f"{p}_arena"
     x, y = graph.tensors[graph.input], graph.tensors[graph.output]

@@ -164,6 +164,10 @@ def _lift_conv(layer, op: Op, c_in: int, h: int, w: int) -> Op:
 
 def from_intmodel(model: IntModel) -> Graph:
     """Lift an `IntModel` to the engine's graph (device shapes, operator kinds, MACs); checks everything."""
+    for layer in model.layers:        # before validate(), whose message knows only the specification
+        if layer.op not in ("conv2d", "linear", "avgpool", "maxpool", "add", "flatten"):
+            raise UnsupportedOperator(f"layer {layer.name}: the engine has no kernel for op {layer.op!r}. "
+                                      f"Supported: {SUPPORTED}")
     model.validate()
     tensors = {name: Tensor(name, device_shape(t.shape), float(t.scale), int(t.zero_point), tuple(t.shape))
                for name, t in model.tensors.items()}
@@ -171,9 +175,6 @@ def from_intmodel(model: IntModel) -> Graph:
     kinds = {"conv2d": "conv2d", "linear": "fully_connected", "avgpool": "avgpool", "maxpool": "maxpool",
              "add": "add", "flatten": "flatten"}
     for layer in model.layers:
-        if layer.op not in kinds:
-            raise UnsupportedOperator(f"layer {layer.name}: the engine has no kernel for op {layer.op!r}. "
-                                      f"Supported: {SUPPORTED}")
         op = Op(kinds[layer.op], layer.name, list(layer.inputs), layer.output, dict(layer.attrs),
                 {k: np.asarray(v) for k, v in layer.arrays.items() if k in ("weight", "bias", "multiplier", "shift")})
         in_shape = model.tensor(layer.inputs[0]).shape
@@ -206,6 +207,9 @@ def from_intmodel(model: IntModel) -> Graph:
                 raise UnsupportedOperator(f"layer {layer.name}: {layer.op} must keep its input's scale and zero point "
                                           "(the specification does not requantize in pooling)")
         elif layer.op == "add":
+            if not 0 <= int(layer.attrs["left_shift"]) <= 22:
+                raise UnsupportedOperator(f"layer {layer.name}: add needs 0 <= left_shift <= 22 so that "
+                                          "(x - z) << left_shift fits int32")
             if len(layer.inputs) != 2 or model.tensor(layer.inputs[1]).shape != in_shape or out_shape != in_shape:
                 raise UnsupportedOperator(f"layer {layer.name}: add needs two inputs and an output of one shape "
                                           "(no broadcasting)")
