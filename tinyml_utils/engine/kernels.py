@@ -10,6 +10,7 @@ Preconditions of the optimised kernels (all checked here, at code-generation tim
 * the accumulator provably stays below 2^30 in magnitude (for the cheaper requantization and
   an overflow-free folded bias): |bias'| + K * 128 * 128 < 2^30 for the matrix kernels (raw int8
   inputs), |bias| + K * 255 * 128 < 2^30 for depthwise (zero point subtracted first);
+* every multiplier is below 0.5 (shift <= -1), so requantization needs no left shift;
 * conv2d: groups == 1.
 """
 from __future__ import annotations
@@ -64,20 +65,25 @@ def choose(graph: Graph, op: Op, kernels: str, inplace: str | None) -> KernelCho
     if op.kind in ("avgpool", "maxpool", "add"):
         return KernelChoice(f"tm_{op.kind}_ref", note="no optimised kernel (little work)" if opt else "")
     k = int(np.prod(op.arrays["weight"].shape[1:]))
+    small_multipliers = bool((op.arrays["shift"] < 0).all())
+    if opt and not small_multipliers:
+        opt, why = False, "a multiplier >= 0.5 (left shift)"
+    else:
+        why = "accumulator bound not proven"
     if op.kind == "depthwise":
         h, w, c = shape_in
         (ph, pw) = op.attrs["padding"]
         ok = opt and _bounded(op.arrays["bias"], k, 255 * 128)
         if ok:
             return KernelChoice("tm_depthwise_opt", 2 * (h + 2 * ph) * (w + 2 * pw), "dw")
-        note = "accumulator bound not proven" if opt else ""
+        note = why if kernels == "opt" else ""
         if inplace:
             return KernelChoice("tm_depthwise_inplace_ref", h * w, "dw", note=note)
         return KernelChoice("tm_depthwise_ref", 0, "dw", note=note)
     # conv2d, pointwise, fully_connected: the matrix kernels with the folded bias
     bias = folded_bias(op, z_in)
     ok = opt and _bounded(bias, k, 128 * 128)
-    note = "accumulator bound not proven" if opt and not ok else ""
+    note = why if kernels == "opt" and not ok else ""
     if op.kind == "conv2d":
         if opt and op.attrs["groups"] != 1:
             ok, note = False, "grouped convolution"

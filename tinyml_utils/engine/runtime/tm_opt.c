@@ -12,8 +12,9 @@
  *    sum_k (x_k - z) w_k = sum_k x_k w_k - z sum_k w_k, so the loop multiplies raw int8 values;
  *    the weights of each channel pair are interleaved in blocks of 4 (`interleave_pairs` in
  *    codegen.py) so one pointer walks both rows.
- * 4. Requantization fused into the store, with the cheaper `tm_mbqm_bounded` (the generator has
- *    proved |acc| < 2^30 for the layer, else it emits the reference kernel).
+ * 4. Requantization fused into the store, in the cheaper form `tm_mbqm_right` (the generator has
+ *    checked its conditions for the layer: multipliers below 0.5 and |acc| < 2^30, else it emits
+ *    the reference kernel).
  * 5. Depthwise: one channel at a time, copied (minus its zero point) into a zero-padded int16
  *    buffer, so the window needs no bounds checks; for 3x3 stride 1, two outputs per step with the
  *    weight pairs in registers. The same loop runs in place (output over input).
@@ -21,10 +22,22 @@
 #include "tm_runtime.h"
 #include "tm_dsp.h"
 
-static inline int8_t store(const tm_conv_params *p, int32_t acc, int32_t c) {
-  return tm_clamp_s8(tm_mbqm_bounded(acc, p->multiplier[c], p->shift[c]) + p->out_zero_point,
-                     p->act_min, p->act_max);
+/* Output quantization of one layer, copied into locals: stores through int8_t pointers may alias
+ * anything, so a kernel that read p->... after each store would reload it every time. */
+typedef struct { int32_t zero_point, act_min, act_max; } out_q;
+
+static inline out_q out_q_of(const tm_conv_params *p) {
+  out_q q = {p->out_zero_point, p->act_min, p->act_max};
+  return q;
 }
+
+/* Requantize and clamp; (e, nudge) = (-shift, 2^(-shift-1)) of the channel (see tm_requant.h). */
+static inline int8_t requant(int32_t acc, int32_t m0, int32_t e, int32_t nudge, out_q q) {
+  return tm_clamp_s8(tm_mbqm_right(acc, m0, e, nudge) + q.zero_point, q.act_min, q.act_max);
+}
+
+#define CHANNEL_SCALE(p, c, m0, e, nudge)                                          \
+  const int32_t m0 = (p)->multiplier[c], e = -(p)->shift[c], nudge = 1 << (e - 1);
 
 /* Two pixels (x0 and x0 + x_stride, k_len int8 values each) times every output channel:
  * out0[c] and out0[out_c + c]. Weights: channel pairs interleaved in blocks of 4 values, then
@@ -33,10 +46,11 @@ static void matmul_2_pixels(const tm_conv_params *p, int32_t k_len, const int8_t
                             int8_t *out0) {
   const int8_t *w = p->weight;
   const int8_t *x1 = x0 + x_stride;
-  int8_t *out1 = out0 + p->out_c;
-  const int32_t k4 = k_len & ~3;
+  const int32_t out_c = p->out_c, k4 = k_len & ~3;
+  const out_q q = out_q_of(p);
+  int8_t *out1 = out0 + out_c;
   int32_t c = 0;
-  for (; c + 2 <= p->out_c; c += 2) {
+  for (; c + 2 <= out_c; c += 2) {
     int32_t a0 = p->bias[c], b0 = p->bias[c + 1];   /* pixel 0, channels c and c+1 */
     int32_t a1 = a0, b1 = b0;                       /* pixel 1 */
     for (int32_t k = 0; k < k4; k += 4) {
@@ -59,22 +73,33 @@ static void matmul_2_pixels(const tm_conv_params *p, int32_t k_len, const int8_t
       a1 += x1[k4 + k] * w[k];        b1 += x1[k4 + k] * w[tail + k];
     }
     w += 2 * tail;
-    out0[c] = store(p, a0, c); out0[c + 1] = store(p, b0, c + 1);
-    out1[c] = store(p, a1, c); out1[c + 1] = store(p, b1, c + 1);
+    {
+      CHANNEL_SCALE(p, c, m0, e, nudge)
+      out0[c] = requant(a0, m0, e, nudge, q);
+      out1[c] = requant(a1, m0, e, nudge, q);
+    }
+    {
+      CHANNEL_SCALE(p, c + 1, m0, e, nudge)
+      out0[c + 1] = requant(b0, m0, e, nudge, q);
+      out1[c + 1] = requant(b1, m0, e, nudge, q);
+    }
   }
-  if (c < p->out_c) {                                /* odd channel count: the last row alone */
+  if (c < out_c) {                                   /* odd channel count: the last row alone */
     int32_t a0 = p->bias[c], a1 = a0;
     for (int32_t k = 0; k < k_len; k++) { a0 += x0[k] * w[k]; a1 += x1[k] * w[k]; }
-    out0[c] = store(p, a0, c); out1[c] = store(p, a1, c);
+    CHANNEL_SCALE(p, c, m0, e, nudge)
+    out0[c] = requant(a0, m0, e, nudge, q);
+    out1[c] = requant(a1, m0, e, nudge, q);
   }
 }
 
 /* One pixel times every output channel (the last pixel of an odd count, fully connected layers). */
 static void matmul_1_pixel(const tm_conv_params *p, int32_t k_len, const int8_t *x0, int8_t *out0) {
   const int8_t *w = p->weight;
-  const int32_t k4 = k_len & ~3;
+  const int32_t out_c = p->out_c, k4 = k_len & ~3;
+  const out_q q = out_q_of(p);
   int32_t c = 0;
-  for (; c + 2 <= p->out_c; c += 2) {
+  for (; c + 2 <= out_c; c += 2) {
     int32_t a0 = p->bias[c], b0 = p->bias[c + 1];
     for (int32_t k = 0; k < k4; k += 4) {
       const uint32_t u0 = tm_read32(x0 + k);
@@ -88,12 +113,20 @@ static void matmul_1_pixel(const tm_conv_params *p, int32_t k_len, const int8_t 
     const int32_t tail = k_len - k4;
     for (int32_t k = 0; k < tail; k++) { a0 += x0[k4 + k] * w[k]; b0 += x0[k4 + k] * w[tail + k]; }
     w += 2 * tail;
-    out0[c] = store(p, a0, c); out0[c + 1] = store(p, b0, c + 1);
+    {
+      CHANNEL_SCALE(p, c, m0, e, nudge)
+      out0[c] = requant(a0, m0, e, nudge, q);
+    }
+    {
+      CHANNEL_SCALE(p, c + 1, m0, e, nudge)
+      out0[c + 1] = requant(b0, m0, e, nudge, q);
+    }
   }
-  if (c < p->out_c) {
+  if (c < out_c) {
     int32_t a0 = p->bias[c];
     for (int32_t k = 0; k < k_len; k++) a0 += x0[k] * w[k];
-    out0[c] = store(p, a0, c);
+    CHANNEL_SCALE(p, c, m0, e, nudge)
+    out0[c] = requant(a0, m0, e, nudge, q);
   }
 }
 
@@ -171,12 +204,14 @@ static void depthwise_3x3_channel(const tm_conv_params *p, int32_t c, const int1
   const int32_t w01_0 = tm_pkhbt(w[0], w[1]), w12_0 = tm_pkhbt(w[1], w[2]);
   const int32_t w01_1 = tm_pkhbt(w[3], w[4]), w12_1 = tm_pkhbt(w[4], w[5]);
   const int32_t w01_2 = tm_pkhbt(w[6], w[7]), w12_2 = tm_pkhbt(w[7], w[8]);
-  const int32_t bias = p->bias[c], step = p->out_c;
-  for (int32_t oy = 0; oy < p->out_h; oy++) {
+  const int32_t bias = p->bias[c], step = p->out_c, out_h = p->out_h, out_w = p->out_w;
+  const out_q q = out_q_of(p);
+  CHANNEL_SCALE(p, c, m0, e, nudge)
+  for (int32_t oy = 0; oy < out_h; oy++) {
     const int16_t *r0 = pad + oy * pad_w, *r1 = r0 + pad_w, *r2 = r1 + pad_w;
-    int8_t *out = output + oy * p->out_w * step + c;
+    int8_t *out = output + oy * out_w * step + c;
     int32_t ox = 0;
-    for (; ox + 2 <= p->out_w; ox += 2) {
+    for (; ox + 2 <= out_w; ox += 2) {
       int32_t acc0 = bias, acc1 = bias, q0, q1;
       q0 = (int32_t)tm_read32(r0 + ox); q1 = (int32_t)tm_read32(r0 + ox + 2);
       acc0 = tm_smlad(q0, w01_0, acc0); acc0 = tm_smlabt(q1, w12_0, acc0);
@@ -187,15 +222,15 @@ static void depthwise_3x3_channel(const tm_conv_params *p, int32_t c, const int1
       q0 = (int32_t)tm_read32(r2 + ox); q1 = (int32_t)tm_read32(r2 + ox + 2);
       acc0 = tm_smlad(q0, w01_2, acc0); acc0 = tm_smlabt(q1, w12_2, acc0);
       acc1 = tm_smlatb(q0, w01_2, acc1); acc1 = tm_smlad(q1, w12_2, acc1);
-      out[ox * step] = store(p, acc0, c);
-      out[(ox + 1) * step] = store(p, acc1, c);
+      out[ox * step] = requant(acc0, m0, e, nudge, q);
+      out[(ox + 1) * step] = requant(acc1, m0, e, nudge, q);
     }
-    if (ox < p->out_w) {                        /* odd width: the last output alone */
+    if (ox < out_w) {                        /* odd width: the last output alone */
       int32_t acc = bias;
       acc = tm_smlad((int32_t)tm_read32(r0 + ox), w01_0, acc); acc += r0[ox + 2] * w[2];
       acc = tm_smlad((int32_t)tm_read32(r1 + ox), w01_1, acc); acc += r1[ox + 2] * w[5];
       acc = tm_smlad((int32_t)tm_read32(r2 + ox), w01_2, acc); acc += r2[ox + 2] * w[8];
-      out[ox * step] = store(p, acc, c);
+      out[ox * step] = requant(acc, m0, e, nudge, q);
     }
   }
 }
@@ -204,13 +239,15 @@ static void depthwise_3x3_channel(const tm_conv_params *p, int32_t c, const int1
 static void depthwise_any_channel(const tm_conv_params *p, int32_t c, const int16_t *pad, int32_t pad_w,
                                   int8_t *output) {
   const int8_t *w = p->weight + c * p->kernel_h * p->kernel_w;
+  const out_q q = out_q_of(p);
+  CHANNEL_SCALE(p, c, m0, e, nudge)
   for (int32_t oy = 0; oy < p->out_h; oy++)
     for (int32_t ox = 0; ox < p->out_w; ox++) {
       const int16_t *window = pad + oy * p->stride_h * pad_w + ox * p->stride_w;
       int32_t acc = p->bias[c];
       for (int32_t ky = 0; ky < p->kernel_h; ky++)
         for (int32_t kx = 0; kx < p->kernel_w; kx++) acc += window[ky * pad_w + kx] * w[ky * p->kernel_w + kx];
-      output[(oy * p->out_w + ox) * p->out_c + c] = store(p, acc, c);
+      output[(oy * p->out_w + ox) * p->out_c + c] = requant(acc, m0, e, nudge, q);
     }
 }
 

@@ -10,8 +10,8 @@
  *   q   = clamp(out + zero_point, act_min, act_max)
  *
  * Two versions: `tm_mbqm` is the specification for every int32 input (what the reference kernels
- * use); `tm_mbqm_bounded` gives the same result with fewer instructions when |acc| < 2^30, which
- * the code generator proves for a layer before it picks an optimised kernel. Both assume gcc's
+ * use); `tm_mbqm_right` gives the same result in fewer instructions under conditions the code
+ * generator proves for a layer before it picks an optimised kernel. Both assume gcc's
  * behaviour for >> on negative numbers (arithmetic shift), as every ARM and x86 compiler does. */
 #ifndef TM_REQUANT_H
 #define TM_REQUANT_H
@@ -53,19 +53,16 @@ static inline int8_t tm_requantize(int32_t acc, int32_t m0, int32_t shift, int32
   return tm_clamp_s8(tm_mbqm(acc, m0, shift) + zero_point, act_min, act_max);
 }
 
-/* tm_mbqm for |acc| < 2^30 and 0 <= m0 < 2^31, in fewer instructions:
- * - the high multiply is floor((acc * m0 + 2^30) / 2^31), one SMLAL and two shifts on a
- *   Cortex-M4 (equal to the gemmlowp form: it rounds ties toward +infinity too);
- * - for shift < 0 the rounding divide is (y + 2^(e-1) - [y < 0]) >> e, which cannot overflow
- *   because |y| <= |acc| < 2^30. */
-static inline int32_t tm_mbqm_bounded(int32_t acc, int32_t m0, int32_t shift) {
-  if (shift > 0) return tm_mbqm(acc, m0, shift);   /* multipliers >= 0.5: rare, exact path */
+/* tm_mbqm in a few instructions, for the case optimised kernels are generated for: shift <= -1
+ * (a multiplier below 0.5, true of practically every layer), 0 <= m0 < 2^31 and |acc| < 2^30
+ * (the code generator proves both for a layer before it picks an optimised kernel).
+ * - the high multiply is floor((acc * m0 + 2^30) / 2^31): one SMLAL and two shifts on a
+ *   Cortex-M4, equal to the gemmlowp form (ties toward +infinity) since m0 is never INT32_MIN;
+ * - the rounding divide by 2^e is (y + 2^(e-1) - [y < 0]) >> e, which cannot overflow because
+ *   |y| <= |acc| < 2^30. `e` = -shift and `nudge` = 2^(e-1) are per channel (computed once). */
+static inline int32_t tm_mbqm_right(int32_t acc, int32_t m0, int32_t e, int32_t nudge) {
   int32_t y = (int32_t)(((int64_t)acc * m0 + (1 << 30)) >> 31);
-  if (shift < 0) {
-    int32_t e = -shift;
-    y = (y + (1 << (e - 1)) + (y >> 31)) >> e;
-  }
-  return y;
+  return (y + nudge + (y >> 31)) >> e;
 }
 
 #endif
