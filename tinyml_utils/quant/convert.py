@@ -18,7 +18,7 @@ from torch import fx, nn
 from ..models import AddChannel
 from .fixedpoint import quantize_multiplier, quantize_multipliers
 from .intmodel import IntModel, Layer, TensorSpec
-from .linear import asymmetric_qparams, quantize_bias, quantize_weights
+from .linear import asymmetric_qparams, quantize, quantize_bias, quantize_weights
 
 SUPPORTED = ("Conv2d (any kernel, stride, symmetric padding, groups), Linear, BatchNorm1d/2d directly after "
              "Conv2d/Linear (folded), ReLU and ReLU6 directly after Conv2d/Linear/add (fused), "
@@ -127,13 +127,23 @@ def calibrate(gm: fx.GraphModule, calibration: np.ndarray, batch_size: int = 256
 
 
 def convert(model: nn.Module, calibration: np.ndarray, ranges: dict | None = None,
-            percentile: float | None = None, name: str = "model") -> IntModel:
+            percentile: float | None = None, name: str = "model", weight_bits: int | dict = 8,
+            weight_scales: dict | None = None) -> IntModel:
     """Quantize a trained float model to an `IntModel` using calibration inputs (N, *input shape).
 
     `ranges` overrides calibrated (min, max) per fx node name (e.g. ranges learned by QAT).
+    `weight_bits` (2..8; an int, or {layer name: bits} with 8 for layers not named) stores a layer's
+    weights in [-(2^(b-1)-1), 2^(b-1)-1] inside the int8 arrays and records `weight_bits` in the
+    attributes of layers below 8 bits. `weight_scales` ({layer name: (C_out,) float32}) replaces
+    the max|w| / qmax scales of the named layers (e.g. MSE-clipped scales from `ranges`).
     """
     gm = trace_and_fold(model)
     modules = dict(gm.named_modules())
+    weight_names = [n for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    bits_of = _weight_bits_by_layer(weight_bits, weight_names)
+    for layer_name in weight_scales or {}:
+        if layer_name not in weight_names:
+            raise ValueError(f"weight_scales names {layer_name!r}, not a Conv2d/Linear of the model {weight_names}")
     found = calibrate(gm, calibration, percentile=percentile)
     found.update(ranges or {})
     with torch.no_grad():
@@ -183,7 +193,8 @@ def convert(model: nn.Module, calibration: np.ndarray, ranges: dict | None = Non
                 if act == "relu6":
                     act_max = min(127, spec_out.zero_point + round(6.0 / spec_out.scale))
             if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                layers.append(_weight_layer(node.name, mod, src, out, spec_in, spec_out, act_min, act_max))
+                layers.append(_weight_layer(node.name, mod, src, out, spec_in, spec_out, act_min, act_max,
+                                            bits_of[node.target], (weight_scales or {}).get(node.target)))
             else:
                 other = alias[node.args[1].name]
                 layers.append(_add_layer(node.name, src, other, out, tensors, act_min, act_max))
@@ -209,13 +220,37 @@ def _record_all(gm, x) -> dict:
     return rec.seen
 
 
-def _weight_layer(name, mod, src, out, spec_in, spec_out, act_min, act_max) -> Layer:
-    w_q, w_scale = quantize_weights(mod.weight.detach().numpy(), axis=0)
+def _weight_bits_by_layer(weight_bits, names) -> dict:
+    """{layer name: bits} from an int or a partial dict; bad names or widths are errors."""
+    if isinstance(weight_bits, dict):
+        unknown = set(weight_bits) - set(names)
+        if unknown:
+            raise ValueError(f"weight_bits names {sorted(unknown)}, not Conv2d/Linear layers of the model {names}")
+        bits = {n: int(weight_bits.get(n, 8)) for n in names}
+    else:
+        bits = {n: int(weight_bits) for n in names}
+    bad = {n: b for n, b in bits.items() if not 2 <= b <= 8}
+    if bad:
+        raise ValueError(f"weight bits must be 2..8 (stored in int8 arrays), got {bad}")
+    return bits
+
+
+def _weight_layer(name, mod, src, out, spec_in, spec_out, act_min, act_max, bits: int = 8,
+                  scale=None) -> Layer:
+    qmax = 2 ** (bits - 1) - 1
+    if scale is None:
+        w_q, w_scale = quantize_weights(mod.weight.detach().numpy(), axis=0, qmax=qmax)
+    else:
+        w_scale = np.asarray(scale, dtype=np.float32)
+        w_q = quantize(mod.weight.detach().numpy(), w_scale, np.zeros(len(w_scale), np.int64), -qmax, qmax,
+                       axis=0).astype(np.int8)
     bias = mod.bias.detach().numpy() if mod.bias is not None else np.zeros(w_q.shape[0], np.float32)
     m0, shift = quantize_multipliers(np.float64(spec_in.scale) * w_scale.astype(np.float64) / spec_out.scale)
     arrays = {"weight": w_q, "bias": quantize_bias(bias, spec_in.scale, w_scale), "multiplier": m0,
               "shift": shift, "weight_scale": w_scale.astype(np.float32)}
     attrs = {"act_min": act_min, "act_max": act_max}
+    if bits != 8:
+        attrs["weight_bits"] = bits
     if isinstance(mod, nn.Conv2d):
         if isinstance(mod.padding, str) or mod.dilation != (1, 1) or mod.padding_mode != "zeros":
             raise UnsupportedOperator(f"{name}: Conv2d needs numeric zero padding and dilation 1. Supported: {SUPPORTED}")
