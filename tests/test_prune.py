@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from conftest import needs_arm
 from tinyml_utils import profiler, prune
 from tinyml_utils.models import DSCNN, SmallCNN, ds_cnn_s
 from tinyml_utils.train import accuracy
@@ -136,6 +137,21 @@ def test_sparsities_from_scan_and_overall_sparsity():
     model = random_dscnn()
     n_pw1, n_all = model.pw1.weight.numel(), sum(w.numel() for w in prune.prunable_weights(model).values())
     assert prune.overall_sparsity(model, chosen) == pytest.approx(round(0.8 * n_pw1) / n_all)
+
+
+def test_allocate_sparsities_gives_robust_layers_more():
+    model = random_dscnn((16, 12, 10))
+    names = list(prune.prunable_weights(model))
+    columns = [0.0, 0.5, 0.9]
+    rows = {n: [0.9, 0.89 - 0.1 * (i % 3), 0.85 - 0.3 * (i % 3)] for i, n in enumerate(names)}  # i % 3 == 0: robust
+    scan = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    alloc = prune.allocate_sparsities(scan, 0.9, model, target=0.5)
+    assert 0.5 <= prune.overall_sparsity(model, alloc) <= 0.53
+    robust = [alloc[n] for i, n in enumerate(names) if i % 3 == 0]
+    fragile = [alloc[n] for i, n in enumerate(names) if i % 3 == 2]
+    assert min(robust) > max(fragile)
+    with pytest.raises(ValueError, match="cannot reach"):
+        prune.allocate_sparsities(scan, 0.9, model, target=0.99, max_sparsity=0.9)
 
 
 def test_cubic_schedule():
@@ -303,3 +319,23 @@ def test_recipes_cache_their_models(monkeypatch, tmp_path):
     assert len(list(tmp_path.glob("models/pruned-*.pt"))) == 2
     with pytest.raises(KeyError, match="no gradual pruning recipe"):
         recipes.get_gradual("dnn")
+
+
+# --- instruction counts on the emulated Cortex-M4 -------------------------------------------------
+
+@needs_arm
+def test_kernels_agree_with_numpy_and_sparse_kernels_skip_zeros():
+    from tinyml_utils.prune import mcu
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, (9, 40)).astype(np.int8)              # odd positions, c_in % 32 != 0
+    dense = rng.integers(-127, 128, (7, 40)).astype(np.int8)          # odd c_out
+    dense[dense == 0] = 1
+    sparse = dense * (rng.random(dense.shape) < 0.1)
+    table = mcu.kernel_instructions([dense, sparse], x)               # raises if any output is wrong
+    assert list(table["nonzeros"]) == [280, int((sparse != 0).sum())]
+    assert (table.loc[0, "dense_ref"] - table.loc[1, "dense_ref"]) <= 80, "dense loops ignore zeros"
+    assert table.loc[1, "csr"] < table.loc[0, "csr"] / 3 and table.loc[1, "bitmask"] < table.loc[0, "bitmask"] / 2
+    assert table.loc[0, "dense_simd"] < table.loc[0, "dense_ref"]
+    with pytest.raises(ValueError, match="multiple of 4"):
+        mcu.program([np.zeros((2, 6), np.int8)], np.zeros((1, 6), np.int8))

@@ -56,7 +56,8 @@ def allocate_sparsities(scan, reference_accuracy: float, model: nn.Module, targe
 
     Each layer's scan row is read as a curve, accuracy vs sparsity (linear between scanned points).
     For an allowed drop d a layer gets the largest sparsity whose curve stays above reference - d;
-    d is found by bisection so that the overall sparsity (weighted by layer size) is `target`.
+    bisection finds the smallest d whose overall sparsity (weighted by layer size) reaches
+    `target` (it can overshoot a little where a layer's curve is flat).
     Robust layers end up sparse, sensitive ones nearly dense.
     """
     grid = np.linspace(0.0, max_sparsity, 96)
