@@ -14,6 +14,7 @@ Inputs and outputs are int8 arrays (N, bytes) in the device's HWC order (`ir.to_
 """
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 import subprocess
@@ -199,10 +200,46 @@ int main(void) {
 
 @dataclass
 class QemuResult:
-    """Per model: outputs (N, bytes), instructions per inference (N,), per layer (N, layers)."""
+    """Per model: outputs (N, bytes), instructions per inference (N,), per layer (N, layers); and the
+    memory of the program by object file ({"all_models.o": {"flash": bytes, "ram": bytes}, ...})."""
     outputs: list
     instructions: list
     layer_instructions: list
+    memory: dict
+
+
+def memory_by_object(map_text: str) -> dict:
+    """Flash (.text, .rodata, .data's load image) and RAM (.data, .bss) bytes per object file, from a
+    GNU ld map file. Output sections start in column 0; input sections below them name their object."""
+    usage: dict = {}
+    section = None
+    text = map_text.split("Linker script and memory map", 1)[-1]
+    for line in text.splitlines():
+        head = re.match(r"^(\.[\w.]+)", line)
+        if head:
+            section = head.group(1)
+        found = re.search(r"0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+\.o)\s*$", line)
+        if not found or section not in (".text", ".data", ".bss"):
+            continue
+        size, obj = int(found.group(1), 16), Path(found.group(2)).name
+        entry = usage.setdefault(obj, {"flash": 0, "ram": 0})
+        entry["flash"] += size if section in (".text", ".data") else 0
+        entry["ram"] += size if section in (".data", ".bss") else 0
+    return usage
+
+
+def _arm_objects(sources: list[Path], workdir: Path, flags: list[str]) -> list[Path]:
+    """Compile C files for the Cortex-M4 one by one into named objects (so a map file can attribute bytes)."""
+    gcc = emulator.require("arm-none-eabi-gcc")
+    objects = []
+    for src in sources:
+        obj = workdir / (Path(src).stem + ".o")
+        cmd = [gcc, *emulator.CFLAGS, *flags, f"-I{emulator.CSRC}", "-c", str(src), "-o", str(obj)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"arm-none-eabi-gcc failed on {Path(src).name}:\n{done.stderr[-4000:]}")
+        objects.append(obj)
+    return objects
 
 
 def run_on_qemu(models: list[GeneratedModel], inputs: list[np.ndarray], flags: list[str] = (),
@@ -224,9 +261,11 @@ def run_on_qemu(models: list[GeneratedModel], inputs: list[np.ndarray], flags: l
         main = work / "qemu_main.c"
         main.write_text(QEMU_MAIN % {"table": _table(models), "inputs": text, "num_models": len(models),
                                      "max_layers": max(len(m.graph.ops) for m in models)})
+        compile_flags = [*ARM_FLAGS[:2], *ARM_FLAGS[3:], *_hook_defines(models), f"-I{RUNTIME}", f"-I{work}", *flags]
+        objects = _arm_objects([main, all_models, *runtime_sources()], work, compile_flags)
         elf = work / "models.elf"
-        emulator.compile_cortex_m4([main, all_models, *runtime_sources()], elf,
-                                   [*ARM_FLAGS, *_hook_defines(models), f"-I{RUNTIME}", f"-I{work}", *flags])
+        emulator.compile_cortex_m4(objects, elf, [ARM_FLAGS[2], f"-Wl,-Map={work / 'models.map'}", *flags])
+        memory = memory_by_object((work / "models.map").read_text())
         result = emulator.run_qemu(elf, timeout=timeout)
     if result.exit_code != 0:
         raise RuntimeError(f"the program on QEMU exited with {result.exit_code}: {result.output[-2000:]}")
@@ -243,4 +282,4 @@ def run_on_qemu(models: list[GeneratedModel], inputs: list[np.ndarray], flags: l
         outputs.append(np.array(outs).reshape(len(x), -1))
         counts_.append(np.array(total))
         per_layer.append(np.array(layer))
-    return QemuResult(outputs, counts_, per_layer)
+    return QemuResult(outputs, counts_, per_layer, memory)
