@@ -30,7 +30,8 @@ def random_cases(seed, count, kernels=None, inputs_per_graph=3):
         x = random_inputs(model, inputs_per_graph, rng)
         gens.append(codegen.generate(model, kernels=kernels or ("ref", "opt")[i % 2], prefix=f"g{i}",
                                      strategy=("naive", "first_fit")[int(rng.integers(2))],
-                                     inplace_depthwise=bool(rng.integers(2)), inplace_pointwise=bool(rng.integers(2))))
+                                     inplace_depthwise=bool(rng.integers(2)), inplace_pointwise=bool(rng.integers(2)),
+                                     style="interpreter" if i % 5 == 4 else "direct"))
         xs.append(to_device_layout(x, model.input_spec.shape))
         ys.append(to_device_layout(interpreter.run(model, x), model.output_spec.shape))
         models.append((model, x))

@@ -4,10 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from tinyml_utils.engine import ir, planner
-from tinyml_utils.engine.random_graphs import random_intmodel
+from tinyml_utils.engine import arena, ir, planner
+from tinyml_utils.engine.random_graphs import random_inputs, random_intmodel
 from tinyml_utils.models import ds_cnn_s
 from tinyml_utils.quant.convert import convert
+from tinyml_utils.quant import interpreter
 from tinyml_utils.quant.intmodel import IntModel, Layer, TensorSpec
 
 
@@ -115,3 +116,25 @@ def test_overlapping_plan_is_caught(ds_cnn_graph):
     plan.buffer_of("dw1_relu").offset = plan.offset("conv1_relu")
     with pytest.raises(AssertionError, match="overlap"):
         plan.check()
+
+
+def test_plans_run_in_an_arena_bit_exact():
+    rng = np.random.default_rng(7)
+    for _ in range(150):
+        model = random_intmodel(rng)
+        g, x = ir.from_intmodel(model), random_inputs(model, 1, rng)
+        expected = interpreter.run(model, x)
+        for strategy, dw, pw in [("naive", False, False), ("first_fit", False, False), ("first_fit", True, True)]:
+            got = arena.run_in_arena(g, planner.plan_memory(g, strategy, dw, pw), x)
+            assert np.array_equal(got, expected), (strategy, dw, pw, [op.kind for op in g.ops])
+
+
+def test_an_overlapping_plan_gives_wrong_answers(ds_cnn_graph):
+    g = ds_cnn_graph
+    x = np.random.default_rng(0).integers(-128, 128, (1, 1, 49, 10)).astype(np.int8)
+    good = planner.plan_memory(g, "first_fit", inplace_depthwise=True, inplace_pointwise=True)
+    assert np.array_equal(arena.run_in_arena(g, good, x), interpreter.run(g.source, x))
+    bad = planner.plan_memory(g, "first_fit", inplace_depthwise=True, inplace_pointwise=True)
+    bad.scratch["dw2"].offset = bad.offset("dw2_relu") + 64      # scratch on top of live channels
+    got = arena.run_in_arena(g, bad, x, return_all=True)["dw2_relu"]
+    assert not np.array_equal(got, interpreter.run(g.source, x, return_all=True)["dw2_relu"])

@@ -27,7 +27,7 @@ from .ir import to_device_layout
 
 #: Measured elsewhere on the same emulator (engine and CMSIS-NN issues); printed for comparison.
 ANCHORS = {"CMSIS-NN (DSP paths, -O2)": 7_691_323, "plain C reference kernels (-O2)": 29_200_000}
-RUNTIME_OBJECTS = ("tm_ref.o", "tm_opt.o")
+RUNTIME_OBJECTS = ("tm_ref.o", "tm_opt.o", "tm_interp.o")
 
 
 @dataclass

@@ -77,6 +77,7 @@ class Graph:
     ops: list
     input: str
     output: str
+    source: IntModel | None = None    # the integer model it came from (its layers run the arithmetic)
 
     def consumers(self, tensor: str) -> list[int]:
         """Indices of the ops that read `tensor`."""
@@ -219,4 +220,4 @@ def from_intmodel(model: IntModel) -> Graph:
         ops.append(op)
     if not ops:
         raise ValueError("the model has no layers")
-    return Graph(model.meta.get("name", "model"), tensors, ops, model.input, model.output)
+    return Graph(model.meta.get("name", "model"), tensors, ops, model.input, model.output, model)
