@@ -94,6 +94,9 @@ def test_inplace_depthwise_lowers_the_peak_of_an_inverted_residual():
     assert dw.inplace and set(dw.inplace.values()) == {"depthwise"}
     assert dw.arena_bytes < fit.arena_bytes and dw.lower_bound < fit.lower_bound
     assert any(op.kind == "add" for op in g.ops)
+    orders = {o: planner.plan_memory(g, "first_fit", inplace_depthwise=True, order=o).arena_bytes
+              for o in ("size", "time", "best")}
+    assert orders["best"] == min(orders["size"], orders["time"]) >= dw.lower_bound
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -19,8 +19,9 @@ when an op writes its output over its input:
 Scratch buffers live for one step. Plans (all offsets aligned to `ALIGN` bytes):
 
 * `naive`: every buffer its own region; the arena is the sum of all sizes;
-* `first_fit`: buffers largest first (TFLite Micro's greedy planner), each at the lowest offset
-  where it overlaps no placed buffer that is alive at the same time.
+* `first_fit`: buffers one by one, each at the lowest offset where it overlaps no placed buffer
+  that is alive at the same time; largest first (TFLite Micro's greedy planner) or in execution
+  order, or both keeping the better.
 
 No plan can be smaller than the *lower bound*: the most bytes alive at any one step.
 """
@@ -176,10 +177,14 @@ def place_naive(buffers: list[Buffer]) -> int:
     return offset
 
 
-def place_first_fit(buffers: list[Buffer]) -> int:
-    """Largest buffer first, each at the lowest aligned offset free while it is alive; returns the arena size."""
+ORDERS = {"size": lambda b: (-b.size, b.first, b.name),     # largest first (TFLite Micro's greedy planner)
+          "time": lambda b: (b.first, -b.size, b.name)}     # in execution order
+
+
+def place_first_fit(buffers: list[Buffer], order: str = "size") -> int:
+    """Buffers in `order`, each at the lowest aligned offset free while it is alive; returns the arena size."""
     placed: list[Buffer] = []
-    for b in sorted(buffers, key=lambda b: (-b.size, b.first, b.name)):
+    for b in sorted(buffers, key=ORDERS[order]):
         busy = sorted((p.offset, p.offset + p.size) for p in placed if p.overlaps_in_time(b))
         offset = 0
         for start, end in busy:          # slide past every region that would overlap
@@ -192,13 +197,24 @@ def place_first_fit(buffers: list[Buffer]) -> int:
 
 
 def plan_memory(graph: Graph, strategy: str = "first_fit", inplace_depthwise: bool = False,
-                inplace_pointwise: bool = False, scratch=default_scratch) -> Plan:
-    """Plan the arena: `strategy` 'naive' or 'first_fit', optionally with in-place depthwise / pointwise."""
+                inplace_pointwise: bool = False, scratch=default_scratch, order: str = "best") -> Plan:
+    """Plan the arena: `strategy` 'naive' or 'first_fit', optionally with in-place depthwise / pointwise.
+
+    First-fit `order`: 'size' (largest buffer first), 'time' (execution order) or 'best' (both,
+    keep the smaller arena; it is a heuristic, and neither order wins on every graph).
+    """
     buffers, inplace, scratches = make_buffers(graph, inplace_depthwise, inplace_pointwise, scratch)
-    placers = {"naive": place_naive, "first_fit": place_first_fit}
-    if strategy not in placers:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {sorted(placers)}")
-    arena = placers[strategy](buffers)
+    if strategy == "naive":
+        arena = place_naive(buffers)
+    elif strategy == "first_fit":
+        if order not in (*ORDERS, "best"):
+            raise ValueError(f"unknown order {order!r}; choose one of {[*ORDERS, 'best']}")
+        tried = {o: place_first_fit(buffers, o) for o in (ORDERS if order == "best" else [order])}
+        order = min(tried, key=lambda o: (tried[o], o != "size"))
+        arena = place_first_fit(buffers, order)
+        strategy = f"first_fit ({order} order)"
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}; choose 'naive' or 'first_fit'")
     plan = Plan(strategy, buffers, arena, len(graph.ops), inplace, scratches)
     plan.check()
     return plan
