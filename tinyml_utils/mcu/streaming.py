@@ -29,10 +29,15 @@ FIRST_KEYWORD = 2  # classes 0 and 1 are _silence_ and _unknown_
 @dataclass(frozen=True)
 class DetectorConfig:
     """Posterior smoothing: inference every `infer_every` hops (20 ms each), average of the last
-    `average_window` posteriors, detection at `threshold`, then `suppression_hops` of silence."""
-    infer_every: int = 5
-    average_window: int = 3
-    threshold: float = 0.6
+    `average_window` posteriors, detection at `threshold`, then `suppression_hops` of silence.
+
+    The defaults were chosen on two 60-second streams (seeds 11 and 12) with the CI-size model:
+    an inference every 200 ms is within a 64 MHz Cortex-M4's budget with the engine's kernels,
+    and averaging two of them at a 0.7 threshold found 39 of 40 keywords with one false alarm.
+    The chapter evaluates them on a different stream."""
+    infer_every: int = 10
+    average_window: int = 2
+    threshold: float = 0.7
     suppression_hops: int = 50
 
 
