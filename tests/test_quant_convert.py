@@ -133,3 +133,10 @@ def test_bad_models_raise_clear_errors():
         model.validate()
     with pytest.raises(TypeError, match="int8"):
         interp.run(model, x.astype(np.float32))
+
+
+def test_bias_that_overflows_int32_is_an_error_not_a_clip():
+    from tinyml_utils.quant.linear import quantize_bias
+    assert quantize_bias(np.array([1.0, -1.0]), 0.5, np.array([0.25, 0.5])).tolist() == [8, -4]
+    with pytest.raises(OverflowError, match="channel 1.*does not fit in int32"):
+        quantize_bias(np.array([0.0, 5.0]), 1e-6, np.array([1e-4, 1e-4]))

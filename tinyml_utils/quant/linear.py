@@ -68,7 +68,17 @@ def quantize_weights(weight, axis: int = 0, qmax: int = WEIGHT_MAX) -> tuple[np.
 
 
 def quantize_bias(bias, input_scale: float, weight_scale) -> np.ndarray:
-    """int32 bias with scale input_scale * weight_scale[c] and zero point 0, (C,)."""
+    """int32 bias with scale input_scale * weight_scale[c] and zero point 0, (C,).
+
+    A bias too large for int32 at that scale is an error, not a silent clip: it means the input
+    range is tiny compared with the bias (e.g. calibration data that does not excite the layer).
+    """
     bias_scale = np.float64(input_scale) * np.asarray(weight_scale, dtype=np.float64)
     q = np.rint(np.asarray(bias, dtype=np.float64) / bias_scale)
-    return np.clip(q, -(2**31), 2**31 - 1).astype(np.int32)
+    if np.any(np.abs(q) > 2**31 - 1):
+        worst = int(np.argmax(np.abs(q)))
+        raise OverflowError(f"bias {float(np.ravel(bias)[worst]):.4g} of channel {worst} is {abs(q[worst]):.3g} steps "
+                            f"of s_in * s_w = {float(np.ravel(bias_scale)[worst]):.3g}: it does not fit in int32. "
+                            "Calibrate with data that reaches this layer's input range (or check the model's "
+                            "batch-norm statistics).")
+    return q.astype(np.int32)
