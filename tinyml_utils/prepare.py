@@ -25,6 +25,12 @@ def main() -> None:
         _, info = get_baseline(name, progress=False)
         print(f"[prepare] baseline {name} ({'CI' if CI else 'student'} size, {info['epochs']} epochs): "
               f"test accuracy {info['test_acc']:.3f}, {time.perf_counter() - t1:.0f} s")
+    # The final lab (labs/lab12_final_kws) deploys the channel-pruned DS-CNN-S next to the baseline.
+    from .prune.recipes import get_channel_pruned
+
+    t1 = time.perf_counter()
+    get_channel_pruned("ds_cnn_s", progress=False)
+    print(f"[prepare] channel-pruned ds_cnn_s: {time.perf_counter() - t1:.0f} s")
 
 
 if __name__ == "__main__":
