@@ -9,6 +9,7 @@ import time
 
 from .config import CI
 from .kws_data import kws_features
+from .nas import problem as nas_problem
 from .train import get_baseline
 
 #: Baselines that notebooks load; trained here so two notebooks never train the same one at once.
@@ -25,6 +26,9 @@ def main() -> None:
         _, info = get_baseline(name, progress=False)
         print(f"[prepare] baseline {name} ({'CI' if CI else 'student'} size, {info['epochs']} epochs): "
               f"test accuracy {info['test_acc']:.3f}, {time.perf_counter() - t1:.0f} s")
+    t1 = time.perf_counter()  # chapter 8 and lab 8 share one NAS supernet
+    space, _, info = nas_problem.kws_supernet(progress=False)
+    print(f"[prepare] NAS supernet of {space.name} ({info['epochs']} epochs): {time.perf_counter() - t1:.0f} s")
     # The final lab (labs/lab12_final_kws) deploys the channel-pruned DS-CNN-S next to the baseline.
     from .prune.recipes import get_channel_pruned
 

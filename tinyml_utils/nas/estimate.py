@@ -41,8 +41,8 @@ def calibrate_bn(model: nn.Module, X: np.ndarray) -> nn.Module:
 
 
 def train_supernet(supernet: Supernet, constraints: Constraints, train: tuple, epochs: int = 10,
-                   archs_per_step: int = 1, big_first: int = 1, lr: float = 3e-3, batch_size: int = 64, weight_decay: float = 1e-4,
-                   seed: int = 0, progress: bool = True) -> dict:
+                   archs_per_step: int = 1, big_first: int = 1, lr: float = 1e-2, batch_size: int = 64,
+                   weight_decay: float = 1e-4, seed: int = 0, progress: bool = True) -> dict:
     """Train the shared weights on (X (N, frames, coeffs), y); each step averages the losses of
     `archs_per_step` feasible sub-networks drawn at random. With `big_first` > 1 the first of them
     is the one with the most MACs of `big_first` draws (a cheap form of the "sandwich rule": the
