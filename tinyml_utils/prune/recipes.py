@@ -27,7 +27,7 @@ from .schedule import gradual_prune
 
 RECIPE_VERSION = 1  # bump when a recipe below changes: cached models are keyed by it
 
-GRADUAL_LEVELS = {"ds_cnn_s": (0.3, 0.5, 0.7, 0.85), "ds_cnn_wide": (0.5, 0.7, 0.8, 0.9)}
+GRADUAL_LEVELS = {"ds_cnn_s": (0.3, 0.5, 0.7, 0.85), "small_cnn": (0.5, 0.7, 0.8, 0.9)}
 GRADUAL_EPOCHS = (3, 2)          # fine-tuning epochs after each pruning step (student, CI)
 CHANNEL_KEEP = 0.8               # fraction of each channel group kept
 CHANNEL_EPOCHS = (8, 4)          # fine-tuning epochs of the smaller model (student, CI)
@@ -131,7 +131,7 @@ def get_channel_pruned(name: str = "ds_cnn_s", source: str = "synthetic", progre
 
 
 #: What `prepare.py` builds, so that notebooks only load them.
-PRUNED = (("gradual", "ds_cnn_s"), ("gradual", "ds_cnn_wide"), ("channel", "ds_cnn_s"))
+PRUNED = (("gradual", "ds_cnn_s"), ("gradual", "small_cnn"), ("channel", "ds_cnn_s"))
 
 
 def prepare(source: str = "synthetic") -> None:
