@@ -12,6 +12,8 @@ machine's clock (25 MHz on MPS2, 32 MHz on the MPS3 AN547 image): instructions =
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from string import Template
 
 KB = 1024
 
@@ -73,39 +75,13 @@ def get_board(board: str | Board) -> Board:
     return BOARDS[board]
 
 
-LINKER_SCRIPT = """\
-/* Linker script for {part} ({core}), emulated on QEMU {machine}.
- * QEMU's board has more memory; these lengths are the real part's, so a program that would not
- * fit the part fails to link ("region `RAM' overflowed by N bytes"). */
-MEMORY {{
-  FLASH (rx)  : ORIGIN = 0x{flash_origin:08X}, LENGTH = {flash_bytes}
-  RAM   (rwx) : ORIGIN = 0x{ram_origin:08X}, LENGTH = {ram_bytes}
-}}
-ENTRY(Reset_Handler)
-SECTIONS {{
-  /* Flash: the vector table first (the core reads the initial stack pointer and the reset
-   * handler's address from its first two words), then code and constants (the weights). */
-  .isr_vector : {{ KEEP(*(.isr_vector)) }} > FLASH
-  .text : {{ *(.text*) }} > FLASH
-  .rodata : {{ *(.rodata*) . = ALIGN(4); }} > FLASH
-  .ARM.exidx : {{ *(.ARM.exidx* .gnu.linkonce.armexidx.*) }} > FLASH
-  /* Initialised variables live in RAM but their first values are stored in flash: the reset
-   * handler copies them from _sidata to [_sdata, _edata). */
-  _sidata = LOADADDR(.data);
-  .data : {{ . = ALIGN(4); _sdata = .; *(.data*) . = ALIGN(4); _edata = .; }} > RAM AT > FLASH
-  /* Zero-initialised variables (the model's arena, the front end's buffers): cleared at reset. */
-  .bss (NOLOAD) : {{ . = ALIGN(4); _sbss = .; *(.bss*) *(COMMON) . = ALIGN(4); _ebss = .; }} > RAM
-  /* The stack grows down from the top of RAM to _sstack. Reserving {stack_reserve} bytes here
-   * makes the link fail when less than that is left for it. */
-  .stack (NOLOAD) : {{ . = ALIGN(8); _sstack = .; . += {stack_reserve}; }} > RAM
-  _estack = ORIGIN(RAM) + LENGTH(RAM);
-}}
-"""
+#: The linker script, with ${placeholders} filled in per board (string.Template).
+LINKER_TEMPLATE = Path(__file__).parent / "firmware" / "board_template.ld"
 
 
 def linker_script(board: str | Board, stack_reserve: int = 2048) -> str:
     """The linker script text for `board`, reserving at least `stack_reserve` bytes of stack."""
     b = get_board(board)
-    return LINKER_SCRIPT.format(part=b.part, core=b.core, machine=b.machine, flash_origin=b.flash_origin,
-                                flash_bytes=b.flash_bytes, ram_origin=b.ram_origin, ram_bytes=b.ram_bytes,
-                                stack_reserve=stack_reserve)
+    return Template(LINKER_TEMPLATE.read_text()).substitute(
+        part=b.part, core=b.core, machine=b.machine, flash_origin=f"0x{b.flash_origin:08X}", flash_bytes=b.flash_bytes,
+        ram_origin=f"0x{b.ram_origin:08X}", ram_bytes=b.ram_bytes, stack_reserve=stack_reserve)
