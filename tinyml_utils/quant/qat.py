@@ -31,7 +31,7 @@ def calibration_subset(X: np.ndarray, size: int = 500, seed: int = 0) -> np.ndar
 
 
 def qat_finetune(model, train: tuple, val: tuple | None = None, weight_bits: int | dict = 8,
-                 epochs: int = 3, lr: float = 5e-4, calibration_size: int = 500, seed: int = 0,
+                 epochs: int = 3, lr: float = 1e-4, calibration_size: int = 500, seed: int = 0,
                  progress: bool = True) -> tuple[FakeQuantModel, dict]:
     """Fine-tune `model` (left unchanged) with fake quantization; returns (FakeQuantModel in eval mode, history).
 
