@@ -161,7 +161,7 @@ def _call(graph: Graph, plan: Plan, op: Op, ident: str, choice: K.KernelChoice, 
         return f"{f}(&{ident}_params, {at(op.inputs[0])}, {at(op.output)}, (int16_t *)({scratch}));"
     if f.endswith("_inplace_ref") or f.endswith("_inplace_opt"):
         return f"{f}(&{ident}_params, {at(op.output)}, {scratch});"
-    if f == "tm_conv2d_opt":
+    if f in ("tm_conv2d_opt", "tm_pointwise_opt"):
         return f"{f}(&{ident}_params, {at(op.inputs[0])}, {at(op.output)}, {scratch});"
     if f == "tm_add_ref":
         return f"{f}(&{ident}_params, {at(op.inputs[0])}, {at(op.inputs[1])}, {at(op.output)});"

@@ -49,6 +49,10 @@ def folded_bias(op: Op, input_zero_point: int) -> np.ndarray:
     return op.arrays["bias"].astype(np.int64) - int(input_zero_point) * rows.sum(axis=1)
 
 
+def _up4(n: int) -> int:
+    return (n + 3) // 4 * 4
+
+
 def _bounded(bias: np.ndarray, k: int, per_term: int) -> bool:
     return int(np.abs(bias.astype(np.int64)).max(initial=0)) + k * per_term < ACC_LIMIT
 
@@ -88,14 +92,14 @@ def choose(graph: Graph, op: Op, kernels: str, inplace: str | None) -> KernelCho
         if opt and op.attrs["groups"] != 1:
             ok, note = False, "grouped convolution"
         if ok:
-            return KernelChoice("tm_conv2d_opt", 2 * k, "pairs", True)
+            return KernelChoice("tm_conv2d_opt", _up4(2 * k) + 4 * (k - k % 4), "pairs", True)
         return KernelChoice("tm_conv2d_ref", 0, "ohwi", note=note)
     if op.kind == "pointwise":
         c_out = graph.tensors[op.output].shape[-1]
         if inplace:
-            return (KernelChoice("tm_pointwise_inplace_opt", 2 * c_out, "pairs", True) if ok else
+            return (KernelChoice("tm_pointwise_inplace_opt", _up4(2 * c_out) + 4 * (k - k % 4), "pairs", True) if ok else
                     KernelChoice("tm_pointwise_inplace_ref", c_out, "rows", note=note))
-        return (KernelChoice("tm_pointwise_opt", 0, "pairs", True) if ok else
+        return (KernelChoice("tm_pointwise_opt", max(4, 4 * (k - k % 4)), "pairs", True) if ok else
                 KernelChoice("tm_pointwise_ref", 0, "rows", note=note))
     if op.kind == "fully_connected":
         return (KernelChoice("tm_fully_connected_opt", 0, "pairs", True) if ok else

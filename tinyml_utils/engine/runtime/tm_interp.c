@@ -19,7 +19,7 @@ void tm_interpret(const tm_layer *layers, int32_t n, int8_t *arena, tm_hook hook
       case TM_FLATTEN_REF: tm_flatten_ref(p, in, out); break;
       case TM_CONV2D_OPT: tm_conv2d_opt(p, in, out, scratch); break;
       case TM_DEPTHWISE_OPT: tm_depthwise_opt(p, in, out, (int16_t *)(void *)scratch); break;
-      case TM_POINTWISE_OPT: tm_pointwise_opt(p, in, out); break;
+      case TM_POINTWISE_OPT: tm_pointwise_opt(p, in, out, scratch); break;
       case TM_POINTWISE_INPLACE_OPT: tm_pointwise_inplace_opt(p, out, scratch); break;
       case TM_FULLY_CONNECTED_OPT: tm_fully_connected_opt(p, in, out); break;
       default: return;        /* an unknown row: stop rather than run garbage */

@@ -39,32 +39,43 @@ static inline int8_t requant(int32_t acc, int32_t m0, int32_t e, int32_t nudge, 
 #define CHANNEL_SCALE(p, c, m0, e, nudge)                                          \
   const int32_t m0 = (p)->multiplier[c], e = -(p)->shift[c], nudge = 1 << (e - 1);
 
+/* Two pixels' inputs as int16 pairs, in the order the SIMD loop reads them: for each block of 4
+ * values, pixel 0's (x0, x2) and (x1, x3), then pixel 1's. Unpacked once per pixel pair and
+ * reused by every output channel, so the inner loop loads pairs instead of unpacking bytes. */
+static void unpack_2_pixels(const int8_t *x0, const int8_t *x1, int32_t k4, int32_t *dst) {
+  for (int32_t k = 0; k < k4; k += 4, dst += 4) {
+    const uint32_t u0 = tm_read32(x0 + k), u1 = tm_read32(x1 + k);
+    dst[0] = tm_sxtb16(u0); dst[1] = tm_sxtb16_ror8(u0);
+    dst[2] = tm_sxtb16(u1); dst[3] = tm_sxtb16_ror8(u1);
+  }
+}
+
 /* Two pixels (x0 and x0 + x_stride, k_len int8 values each) times every output channel:
- * out0[c] and out0[out_c + c]. Weights: channel pairs interleaved in blocks of 4 values, then
- * the two tails; an odd last channel is stored plainly. */
+ * out0[c] and out0[out_c + c]. `pairs` is scratch for the unpacked inputs (4 * (k_len & ~3)
+ * bytes). Weights: channel pairs interleaved in blocks of 4 values, then the two tails; an odd
+ * last channel is stored plainly. */
 static void matmul_2_pixels(const tm_conv_params *p, int32_t k_len, const int8_t *x0, int32_t x_stride,
-                            int8_t *out0) {
+                            int8_t *out0, int32_t *pairs) {
   const int8_t *w = p->weight;
   const int8_t *x1 = x0 + x_stride;
   const int32_t out_c = p->out_c, k4 = k_len & ~3;
   const out_q q = out_q_of(p);
   int8_t *out1 = out0 + out_c;
+  unpack_2_pixels(x0, x1, k4, pairs);
+  const int32_t *pairs_end = pairs + k4;
   int32_t c = 0;
   for (; c + 2 <= out_c; c += 2) {
     int32_t a0 = p->bias[c], b0 = p->bias[c + 1];   /* pixel 0, channels c and c+1 */
     int32_t a1 = a0, b1 = b0;                       /* pixel 1 */
-    for (int32_t k = 0; k < k4; k += 4) {
-      const uint32_t u0 = tm_read32(x0 + k), u1 = tm_read32(x1 + k);
-      const int32_t x0e = tm_sxtb16(u0), x0o = tm_sxtb16_ror8(u0);
-      const int32_t x1e = tm_sxtb16(u1), x1o = tm_sxtb16_ror8(u1);
-      uint32_t v = tm_read32(w);
+    for (const int32_t *x = pairs; x < pairs_end; x += 4) {
+      uint32_t v = tm_read32(w);                    /* channel c: 4 weights */
       int32_t we = tm_sxtb16(v), wo = tm_sxtb16_ror8(v);
-      a0 = tm_smlad(x0e, we, a0); a0 = tm_smlad(x0o, wo, a0);
-      a1 = tm_smlad(x1e, we, a1); a1 = tm_smlad(x1o, wo, a1);
-      v = tm_read32(w + 4);
+      a0 = tm_smlad(x[0], we, a0); a0 = tm_smlad(x[1], wo, a0);
+      a1 = tm_smlad(x[2], we, a1); a1 = tm_smlad(x[3], wo, a1);
+      v = tm_read32(w + 4);                         /* channel c + 1 */
       we = tm_sxtb16(v); wo = tm_sxtb16_ror8(v);
-      b0 = tm_smlad(x0e, we, b0); b0 = tm_smlad(x0o, wo, b0);
-      b1 = tm_smlad(x1e, we, b1); b1 = tm_smlad(x1o, wo, b1);
+      b0 = tm_smlad(x[0], we, b0); b0 = tm_smlad(x[1], wo, b0);
+      b1 = tm_smlad(x[2], we, b1); b1 = tm_smlad(x[3], wo, b1);
       w += 8;
     }
     const int32_t tail = k_len - k4;
@@ -130,21 +141,24 @@ static void matmul_1_pixel(const tm_conv_params *p, int32_t k_len, const int8_t 
   }
 }
 
-void tm_pointwise_opt(const tm_conv_params *p, const int8_t *input, int8_t *output) {
+void tm_pointwise_opt(const tm_conv_params *p, const int8_t *input, int8_t *output, int8_t *scratch) {
   const int32_t pixels = p->in_h * p->in_w;
   int32_t i = 0;
-  for (; i + 2 <= pixels; i += 2) matmul_2_pixels(p, p->in_c, input + i * p->in_c, p->in_c, output + i * p->out_c);
+  for (; i + 2 <= pixels; i += 2)
+    matmul_2_pixels(p, p->in_c, input + i * p->in_c, p->in_c, output + i * p->out_c, (int32_t *)(void *)scratch);
   if (i < pixels) matmul_1_pixel(p, p->in_c, input + i * p->in_c, output + i * p->out_c);
 }
 
-/* Two pixels at a time into scratch, then back over the two input pixels they came from. */
+/* Two pixels at a time into scratch, then back over the two input pixels they came from.
+ * Scratch: the two pixels' outputs (2 * out_c bytes, rounded up to 4), then the unpacked inputs. */
 void tm_pointwise_inplace_opt(const tm_conv_params *p, int8_t *data, int8_t *scratch) {
   const int32_t pixels = p->in_h * p->in_w, c = p->out_c;
+  int32_t *pairs = (int32_t *)(void *)(scratch + ((2 * c + 3) & ~3));
   int32_t i = 0;
   for (; i < pixels; i += 2) {
     const int32_t n = i + 2 <= pixels ? 2 : 1;
     int8_t *pixel = data + i * c;
-    if (n == 2) matmul_2_pixels(p, c, pixel, c, scratch);
+    if (n == 2) matmul_2_pixels(p, c, pixel, c, scratch, pairs);
     else matmul_1_pixel(p, c, pixel, scratch);
     int32_t k = 0;
     for (; k + 4 <= n * c; k += 4) tm_write32(pixel + k, tm_read32(scratch + k));
@@ -177,14 +191,16 @@ static void im2col(const tm_conv_params *p, const int8_t *input, int32_t pixel, 
   }
 }
 
-/* General convolution (groups == 1): two im2col rows, then the matrix kernel. */
+/* General convolution (groups == 1): two im2col rows, then the matrix kernel. Scratch: the two
+ * rows (2 * K bytes, rounded up to 4), then the unpacked inputs. */
 void tm_conv2d_opt(const tm_conv_params *p, const int8_t *input, int8_t *output, int8_t *scratch) {
   const int32_t k_len = p->kernel_h * p->kernel_w * p->in_c, pixels = p->out_h * p->out_w;
+  int32_t *pairs = (int32_t *)(void *)(scratch + ((2 * k_len + 3) & ~3));
   int32_t i = 0;
   for (; i + 2 <= pixels; i += 2) {
     im2col(p, input, i, scratch);
     im2col(p, input, i + 1, scratch + k_len);
-    matmul_2_pixels(p, k_len, scratch, k_len, output + i * p->out_c);
+    matmul_2_pixels(p, k_len, scratch, k_len, output + i * p->out_c, pairs);
   }
   if (i < pixels) {
     im2col(p, input, i, scratch);

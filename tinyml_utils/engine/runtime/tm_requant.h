@@ -53,15 +53,27 @@ static inline int8_t tm_requantize(int32_t acc, int32_t m0, int32_t shift, int32
   return tm_clamp_s8(tm_mbqm(acc, m0, shift) + zero_point, act_min, act_max);
 }
 
+/* round(a * b / 2^32), ties toward +infinity: ARM's SMMULR, one instruction on a Cortex-M4. */
+static inline int32_t tm_smmulr(int32_t a, int32_t b) {
+#if defined(__ARM_FEATURE_DSP)
+  int32_t r;
+  __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+#else
+  return (int32_t)(((int64_t)a * b + 0x80000000LL) >> 32);
+#endif
+}
+
 /* tm_mbqm in a few instructions, for the case optimised kernels are generated for: shift <= -1
  * (a multiplier below 0.5, true of practically every layer), 0 <= m0 < 2^31 and |acc| < 2^30
  * (the code generator proves both for a layer before it picks an optimised kernel).
- * - the high multiply is floor((acc * m0 + 2^30) / 2^31): one SMLAL and two shifts on a
- *   Cortex-M4, equal to the gemmlowp form (ties toward +infinity) since m0 is never INT32_MIN;
+ * - the high multiply round(acc * m0 / 2^31) (ties up) is round(2 acc * m0 / 2^32): SMMULR of
+ *   2 * acc, which fits int32 because |acc| < 2^30; equal to the gemmlowp form since m0 is never
+ *   INT32_MIN;
  * - the rounding divide by 2^e is (y + 2^(e-1) - [y < 0]) >> e, which cannot overflow because
  *   |y| <= |acc| < 2^30. `e` = -shift and `nudge` = 2^(e-1) are per channel (computed once). */
 static inline int32_t tm_mbqm_right(int32_t acc, int32_t m0, int32_t e, int32_t nudge) {
-  int32_t y = (int32_t)(((int64_t)acc * m0 + (1 << 30)) >> 31);
+  int32_t y = tm_smmulr(acc * 2, m0);
   return (y + nudge + (y >> 31)) >> e;
 }
 

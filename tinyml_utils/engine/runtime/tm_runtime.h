@@ -59,12 +59,15 @@ void tm_add_ref(const tm_add_params *p, const int8_t *a, const int8_t *b, int8_t
 void tm_flatten_ref(const tm_flatten_params *p, const int8_t *input, int8_t *output);
 
 /* ---- optimised kernels (tm_opt.c), same results; `bias` holds the folded bias (see above) ---- */
-/* groups == 1; scratch: 2 * kernel_h * kernel_w * in_c bytes (two im2col rows). */
+/* Scratch sizes in bytes, with K = kernel_h * kernel_w * in_c, K4 = K rounded down to a multiple of
+ * 4 and up4(n) = n rounded up to a multiple of 4 (kernels.py computes them for the planner). */
+/* groups == 1; scratch: up4(2 K) (two im2col rows) + 4 K4 (the rows unpacked to int16 pairs). */
 void tm_conv2d_opt(const tm_conv_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 /* input may equal output (in place); scratch: int16 padded channel, 2 * (in_h + 2 pad_h) * (in_w + 2 pad_w) bytes. */
 void tm_depthwise_opt(const tm_conv_params *p, const int8_t *input, int8_t *output, int16_t *scratch);
-void tm_pointwise_opt(const tm_conv_params *p, const int8_t *input, int8_t *output);
-/* In place (C_in == C_out): scratch 2 * out_c bytes (two pixels). */
+/* scratch: 4 K4 (two pixels unpacked to int16 pairs). */
+void tm_pointwise_opt(const tm_conv_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* In place (C_in == C_out): scratch up4(2 out_c) (two pixels' outputs) + 4 K4. */
 void tm_pointwise_inplace_opt(const tm_conv_params *p, int8_t *data, int8_t *scratch);
 void tm_fully_connected_opt(const tm_conv_params *p, const int8_t *input, int8_t *output);
 
