@@ -8,6 +8,7 @@
  *   tm_sxtb16_ror8(x) the same from bytes 1 and 3 (SXTB16 with its free rotate)
  *   tm_smlad(a, b, acc)  acc + a.lo * b.lo + a.hi * b.hi   (two MACs, int16 lanes)
  *   tm_smlabb / tm_smlabt / tm_smlatb   acc + one 16x16 product of chosen halves
+ *   tm_ssat8(v)       v saturated to [-128, 127] (SSAT)
  *   tm_pkhbt(lo, hi)  the low half of lo and the low half of hi as one word
  * Loads of 32 bits from any address go through tm_read32 (unaligned LDR is legal on ARMv7-M). */
 #ifndef TM_DSP_H
@@ -30,8 +31,10 @@ static inline int32_t tm_sxtb16_ror8(uint32_t x) {
 #define tm_smlabb(a, b, acc) __smlabb((a), (b), (acc))
 #define tm_smlabt(a, b, acc) __smlabt((a), (b), (acc))
 #define tm_smlatb(a, b, acc) __smlatb((a), (b), (acc))
+#define tm_ssat8(v) __ssat((v), 8)
 #define TM_HAVE_DSP 1
 #else
+static inline int32_t tm_ssat8(int32_t v) { return v < -128 ? -128 : v > 127 ? 127 : v; }
 static inline int32_t tm_lane(uint32_t x, int hi) { return (int16_t)(hi ? (x >> 16) : (x & 0xFFFFu)); }
 static inline int32_t tm_pack(int32_t lo, int32_t hi) { return (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu)); }
 static inline int32_t tm_sxtb16(uint32_t x) { return tm_pack((int8_t)(x & 0xFFu), (int8_t)((x >> 16) & 0xFFu)); }

@@ -31,10 +31,15 @@ static inline out_q out_q_of(const tm_conv_params *p) {
   return q;
 }
 
-/* Requantize and clamp; (e, nudge) = (-shift, 2^(-shift-1)) of the channel (see tm_requant.h). */
-static inline int8_t requant(int32_t acc, int32_t m0, int32_t e, int32_t nudge, out_q q) {
-  return tm_clamp_s8(tm_mbqm_right(acc, m0, e, nudge) + q.zero_point, q.act_min, q.act_max);
+/* Requantize and clamp; (e, nudge) = (-shift, 2^(-shift-1)) of the channel (see tm_requant.h).
+ * `full` (a constant where the caller is instantiated) says the clamp is the whole int8 range,
+ * as after a ReLU whose zero point is -128: then one SSAT instruction clamps. */
+static inline int8_t requant(int32_t acc, int32_t m0, int32_t e, int32_t nudge, out_q q, const int full) {
+  const int32_t v = tm_mbqm_right(acc, m0, e, nudge) + q.zero_point;
+  return (int8_t)(full ? tm_ssat8(v) : tm_clamp_s8(v, q.act_min, q.act_max));
 }
+
+static inline int full_range(const tm_conv_params *p) { return p->act_min == -128 && p->act_max == 127; }
 
 #define CHANNEL_SCALE(p, c, m0, e, nudge)                                          \
   const int32_t m0 = (p)->multiplier[c], e = -(p)->shift[c], nudge = 1 << (e - 1);
@@ -54,8 +59,9 @@ static void unpack_2_pixels(const int8_t *x0, const int8_t *x1, int32_t k4, int3
  * out0[c] and out0[out_c + c]. `pairs` is scratch for the unpacked inputs (4 * (k_len & ~3)
  * bytes). Weights: channel pairs interleaved in blocks of 4 values, then the two tails; an odd
  * last channel is stored plainly. */
-static void matmul_2_pixels(const tm_conv_params *p, int32_t k_len, const int8_t *x0, int32_t x_stride,
-                            int8_t *out0, int32_t *pairs) {
+static inline __attribute__((always_inline)) void matmul_2_pixels_body(
+    const tm_conv_params *p, int32_t k_len, const int8_t *x0, int32_t x_stride, int8_t *out0, int32_t *pairs,
+    const int full) {
   const int8_t *w = p->weight;
   const int8_t *x1 = x0 + x_stride;
   const int32_t out_c = p->out_c, k4 = k_len & ~3;
@@ -86,22 +92,29 @@ static void matmul_2_pixels(const tm_conv_params *p, int32_t k_len, const int8_t
     w += 2 * tail;
     {
       CHANNEL_SCALE(p, c, m0, e, nudge)
-      out0[c] = requant(a0, m0, e, nudge, q);
-      out1[c] = requant(a1, m0, e, nudge, q);
+      out0[c] = requant(a0, m0, e, nudge, q, full);
+      out1[c] = requant(a1, m0, e, nudge, q, full);
     }
     {
       CHANNEL_SCALE(p, c + 1, m0, e, nudge)
-      out0[c + 1] = requant(b0, m0, e, nudge, q);
-      out1[c + 1] = requant(b1, m0, e, nudge, q);
+      out0[c + 1] = requant(b0, m0, e, nudge, q, full);
+      out1[c + 1] = requant(b1, m0, e, nudge, q, full);
     }
   }
   if (c < out_c) {                                   /* odd channel count: the last row alone */
     int32_t a0 = p->bias[c], a1 = a0;
     for (int32_t k = 0; k < k_len; k++) { a0 += x0[k] * w[k]; a1 += x1[k] * w[k]; }
     CHANNEL_SCALE(p, c, m0, e, nudge)
-    out0[c] = requant(a0, m0, e, nudge, q);
-    out1[c] = requant(a1, m0, e, nudge, q);
+    out0[c] = requant(a0, m0, e, nudge, q, full);
+    out1[c] = requant(a1, m0, e, nudge, q, full);
   }
+}
+
+/* Two copies of the loop, one with the SSAT clamp: chosen once per call, not per output. */
+static void matmul_2_pixels(const tm_conv_params *p, int32_t k_len, const int8_t *x0, int32_t x_stride,
+                            int8_t *out0, int32_t *pairs) {
+  if (full_range(p)) matmul_2_pixels_body(p, k_len, x0, x_stride, out0, pairs, 1);
+  else matmul_2_pixels_body(p, k_len, x0, x_stride, out0, pairs, 0);
 }
 
 /* One pixel times every output channel (the last pixel of an odd count, fully connected layers). */
@@ -126,18 +139,18 @@ static void matmul_1_pixel(const tm_conv_params *p, int32_t k_len, const int8_t 
     w += 2 * tail;
     {
       CHANNEL_SCALE(p, c, m0, e, nudge)
-      out0[c] = requant(a0, m0, e, nudge, q);
+      out0[c] = requant(a0, m0, e, nudge, q, 0);
     }
     {
       CHANNEL_SCALE(p, c + 1, m0, e, nudge)
-      out0[c + 1] = requant(b0, m0, e, nudge, q);
+      out0[c + 1] = requant(b0, m0, e, nudge, q, 0);
     }
   }
   if (c < out_c) {
     int32_t a0 = p->bias[c];
     for (int32_t k = 0; k < k_len; k++) a0 += x0[k] * w[k];
     CHANNEL_SCALE(p, c, m0, e, nudge)
-    out0[c] = requant(a0, m0, e, nudge, q);
+    out0[c] = requant(a0, m0, e, nudge, q, 0);
   }
 }
 
@@ -214,8 +227,8 @@ void tm_conv2d_opt(const tm_conv_params *p, const int8_t *input, int8_t *output,
  *   out[x]   += SMLAD(p0, w01) + p1.lo * w12.hi          (r[x] w0 + r[x+1] w1 + r[x+2] w2)
  *   out[x+1] += p0.hi * w01.lo + SMLAD(p1, w12)          (r[x+1] w0 + r[x+2] w1 + r[x+3] w2)
  * six weight pairs stay in registers for the whole channel. */
-static void depthwise_3x3_channel(const tm_conv_params *p, int32_t c, const int16_t *pad, int32_t pad_w,
-                                  int8_t *output) {
+static inline __attribute__((always_inline)) void depthwise_3x3_body(
+    const tm_conv_params *p, int32_t c, const int16_t *pad, int32_t pad_w, int8_t *output, const int full) {
   const int8_t *w = p->weight + c * 9;
   const int32_t w01_0 = tm_pkhbt(w[0], w[1]), w12_0 = tm_pkhbt(w[1], w[2]);
   const int32_t w01_1 = tm_pkhbt(w[3], w[4]), w12_1 = tm_pkhbt(w[4], w[5]);
@@ -238,17 +251,23 @@ static void depthwise_3x3_channel(const tm_conv_params *p, int32_t c, const int1
       q0 = (int32_t)tm_read32(r2 + ox); q1 = (int32_t)tm_read32(r2 + ox + 2);
       acc0 = tm_smlad(q0, w01_2, acc0); acc0 = tm_smlabt(q1, w12_2, acc0);
       acc1 = tm_smlatb(q0, w01_2, acc1); acc1 = tm_smlad(q1, w12_2, acc1);
-      out[ox * step] = requant(acc0, m0, e, nudge, q);
-      out[(ox + 1) * step] = requant(acc1, m0, e, nudge, q);
+      out[ox * step] = requant(acc0, m0, e, nudge, q, full);
+      out[(ox + 1) * step] = requant(acc1, m0, e, nudge, q, full);
     }
     if (ox < out_w) {                        /* odd width: the last output alone */
       int32_t acc = bias;
       acc = tm_smlad((int32_t)tm_read32(r0 + ox), w01_0, acc); acc += r0[ox + 2] * w[2];
       acc = tm_smlad((int32_t)tm_read32(r1 + ox), w01_1, acc); acc += r1[ox + 2] * w[5];
       acc = tm_smlad((int32_t)tm_read32(r2 + ox), w01_2, acc); acc += r2[ox + 2] * w[8];
-      out[ox * step] = requant(acc, m0, e, nudge, q);
+      out[ox * step] = requant(acc, m0, e, nudge, q, full);
     }
   }
+}
+
+static void depthwise_3x3_channel(const tm_conv_params *p, int32_t c, const int16_t *pad, int32_t pad_w,
+                                  int8_t *output) {
+  if (full_range(p)) depthwise_3x3_body(p, c, pad, pad_w, output, 1);
+  else depthwise_3x3_body(p, c, pad, pad_w, output, 0);
 }
 
 /* Any kernel and stride on one padded int16 channel: no bounds checks left in the loop. */
@@ -263,7 +282,7 @@ static void depthwise_any_channel(const tm_conv_params *p, int32_t c, const int1
       int32_t acc = p->bias[c];
       for (int32_t ky = 0; ky < p->kernel_h; ky++)
         for (int32_t kx = 0; kx < p->kernel_w; kx++) acc += window[ky * pad_w + kx] * w[ky * p->kernel_w + kx];
-      output[(oy * p->out_w + ox) * p->out_c + c] = requant(acc, m0, e, nudge, q);
+      output[(oy * p->out_w + ox) * p->out_c + c] = requant(acc, m0, e, nudge, q, 0);
     }
 }
 
