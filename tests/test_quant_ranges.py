@@ -60,6 +60,7 @@ def test_calibrate_ranges_agrees_with_the_converter():
     assert ours.keys() == ref.keys()
     for k in ref:
         assert ours[k] == pytest.approx(ref[k])
+    assert calibrate_ranges(model, X, "minmax", names=["conv1_relu"]).keys() == {"conv1_relu"}
     for method in ("percentile", "mse"):
         r = calibrate_ranges(model, X, method)
         assert all(ref[k][0] - 1e-6 <= r[k][0] and r[k][1] <= ref[k][1] + 1e-6 for k in ref)

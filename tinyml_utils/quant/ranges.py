@@ -103,10 +103,11 @@ def choose_range(x, method: str = "minmax", bits: int = 8, percentile: float = 9
 
 @torch.no_grad()
 def collect_activations(model, calibration: np.ndarray, max_samples: int = 200_000, seed: int = 0,
-                        batch_size: int = 256) -> dict:
+                        batch_size: int = 256, names=None) -> dict:
     """Every fx node's output on the calibration inputs, BN folded: {node name: (min, max, sample (<= max_samples,))}.
 
     The min and max are over all values; the sample (uniform, seeded) feeds percentile and MSE.
+    `names` keeps only those nodes (e.g. the tensors `convert` quantizes).
     """
     from .convert import _Recorder, trace_and_fold  # the converter's tracing, so node names agree
 
@@ -119,6 +120,8 @@ def collect_activations(model, calibration: np.ndarray, max_samples: int = 200_0
         rec.seen = {}
         rec.run(torch.as_tensor(calibration[start:start + batch_size], dtype=torch.float32))
         for name, value in rec.seen.items():
+            if names is not None and name not in names:
+                continue
             v = value.flatten()
             keep = max(1, max_samples // len(batches))
             entry = stats.setdefault(name, [np.inf, -np.inf, []])
@@ -128,15 +131,16 @@ def collect_activations(model, calibration: np.ndarray, max_samples: int = 200_0
 
 
 def calibrate_ranges(model, calibration: np.ndarray, method: str = "minmax", bits: int = 8,
-                     percentile: float = 99.99, max_samples: int = 200_000) -> dict:
+                     percentile: float = 99.99, max_samples: int = 200_000, names=None) -> dict:
     """Ranges {fx node name: (lo, hi)} of every tensor of `model` by `method`, for `convert(ranges=...)`.
 
     `minmax` uses the exact extremes; `percentile` and `mse` work on a seeded sample of each tensor.
+    `names` restricts the work to those nodes (e.g. `FakeQuantModel(model).points`).
     """
     if method not in METHODS:
         raise ValueError(f"unknown range method {method!r}; choose one of {METHODS}")
     ranges = {}
-    for name, (lo, hi, sample) in collect_activations(model, calibration, max_samples).items():
+    for name, (lo, hi, sample) in collect_activations(model, calibration, max_samples, names=names).items():
         if method == "minmax":
             ranges[name] = (lo, hi)
         elif method == "percentile":
