@@ -111,3 +111,14 @@ def test_teacher_table_and_the_teacher_model():
     assert isinstance(teacher, DSCNN) and teacher.config["channels"] == (128,) * 5
     with torch.no_grad():
         assert np.allclose(table, teacher(torch.from_numpy(X)).numpy(), atol=1e-5)
+
+
+def test_unlabelled_clips_only_see_the_teacher():
+    teacher, student = logits_pair(seed=7)
+    y = torch.tensor([3, -1, 5, -1, -1, 0, 1, -1])
+    labelled = y >= 0
+    expected = 0.5 * F.cross_entropy(student[labelled], y[labelled]) + 0.5 * 4 * distill.kl_divergence(teacher, student, 2.0)
+    assert torch.allclose(distill.distillation_loss(student, teacher, y, 2.0, alpha=0.5), expected)
+    none = torch.full((8,), -1)
+    assert torch.allclose(distill.distillation_loss(student, teacher, none, 2.0, alpha=0.5),
+                          0.5 * 4 * distill.kl_divergence(teacher, student, 2.0))

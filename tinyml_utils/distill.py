@@ -45,11 +45,14 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     """(1 - alpha) * cross-entropy with the labels + alpha * T^2 * KL(teacher || student) at T.
 
     Shapes: logits (N, C), y (N,) class indices; returns a scalar. alpha = 0 is plain training,
-    alpha = 1 learns from the teacher alone.
+    alpha = 1 learns from the teacher alone. A label of -1 marks a clip nobody labelled: only the
+    teacher's term sees it (the cross-entropy averages over the labelled clips of the batch).
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha is the weight of the teacher's term and must be in [0, 1], got {alpha}")
-    hard = F.cross_entropy(student_logits, y)
+    labelled = y >= 0
+    # a batch without any label contributes no cross-entropy (F.cross_entropy would return nan)
+    hard = F.cross_entropy(student_logits[labelled], y[labelled]) if labelled.any() else student_logits.sum() * 0.0
     soft = kl_divergence(teacher_logits, student_logits, temperature)
     return (1.0 - alpha) * hard + alpha * temperature ** 2 * soft
 
@@ -57,6 +60,8 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 def fit_distilled(student: nn.Module, teacher_logits: np.ndarray, train: tuple, val: tuple | None = None,
                   temperature: float = 4.0, alpha: float = 0.9, **fit_kwargs) -> dict:
     """Train `student` on train = (X (N, 49, 10), y (N,)) with the distillation loss; returns fit's history.
+
+    Labels of -1 mark clips without a label, which the student learns from the teacher alone.
 
     `teacher_logits` (N, C) holds the teacher's logits for the rows of X (see `teacher_table`).
     Other keyword arguments (epochs, lr, seed, ...) go to `train.fit`, so a distilled student and
