@@ -13,7 +13,7 @@ import torch
 
 from . import CheckFailed, expect_equal, passed
 from ..engine import ir, planner
-from ..engine.random_graphs import random_inputs, random_intmodel
+from ..engine.random_graphs import random_intmodel
 from ..quant import interpreter
 from ..quant.fixedpoint import multiply_by_quantized_multiplier
 from ..quant.intmodel import IntModel, Layer, TensorSpec
