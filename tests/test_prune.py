@@ -12,6 +12,7 @@ from torch import nn
 
 from conftest import needs_arm
 from tinyml_utils import profiler, prune
+from tinyml_utils.config import at_size
 from tinyml_utils.models import DSCNN, SmallCNN, ds_cnn_s
 from tinyml_utils.train import accuracy
 
@@ -304,11 +305,12 @@ def test_recipes_cache_their_models(monkeypatch, tmp_path):
     monkeypatch.setattr("tinyml_utils.kws_data.kws_features", lambda source: feats)
     monkeypatch.setattr("tinyml_utils.train.get_baseline", lambda name, source, progress=True: (baseline, {}))
     monkeypatch.setitem(recipes.GRADUAL_LEVELS, "ds_cnn_s", (0.3, 0.6))
-    monkeypatch.setattr(recipes, "GRADUAL_EPOCHS", (1, 1))
+    monkeypatch.setitem(recipes.GRADUAL_EPOCHS, "ds_cnn_s", ((1, 1), (2, 1)))
     monkeypatch.setattr(recipes, "CHANNEL_EPOCHS", (1, 1))
 
     models, info = recipes.get_gradual("ds_cnn_s", progress=False)
     assert [round(prune.sparsity(m), 2) for m in models] == [0.3, 0.6]
+    assert info["epochs_per_step"] == [at_size(1, 1), at_size(2, 1)]
     assert info["test_acc"] == [accuracy(m, X, y) for m in models]
     again, _ = recipes.get_gradual("ds_cnn_s", progress=False)  # loaded from the cache
     for a, b in zip(models, again):

@@ -1,7 +1,7 @@
 """The course's pruned models: fixed recipes, run on first use and cached (like `train.get_baseline`).
 
-Fine-tuning is the expensive part of pruning, so chapter 2 runs these recipes once (in
-`./run data`, via `prepare.py`) and every notebook that needs a pruned model loads it:
+Fine-tuning is the expensive part of pruning, so these recipes run once (in `./run data`, via
+`prepare.py`) and every notebook that needs a pruned model (chapter 2, the final lab) loads it:
 
 * `get_gradual(name)`: gradual magnitude pruning of a baseline through `GRADUAL_LEVELS[name]`
   with one global threshold, fine-tuning after every step; one checkpoint per level.
@@ -27,16 +27,18 @@ from .schedule import gradual_prune
 
 RECIPE_VERSION = 1  # bump when a recipe below changes: cached models are keyed by it
 
+#: Gradual pruning: the sparsity levels, and the fine-tuning epochs after each level as (student, CI).
 GRADUAL_LEVELS = {"ds_cnn_s": (0.3, 0.5, 0.7, 0.85), "small_cnn": (0.5, 0.7, 0.8, 0.9)}
-GRADUAL_EPOCHS = (3, 2)          # fine-tuning epochs after each pruning step (student, CI)
+GRADUAL_EPOCHS = {"ds_cnn_s": ((3, 2), (6, 4), (3, 2), (3, 2)), "small_cnn": ((3, 2),) * 4}
 CHANNEL_KEEP = 0.8               # fraction of each channel group kept
 CHANNEL_EPOCHS = (8, 4)          # fine-tuning epochs of the smaller model (student, CI)
 LR = 2e-3                        # peak one-cycle learning rate of every fine-tuning run
 
 
-def gradual_recipe(model: nn.Module, train: tuple, val: tuple, levels, epochs_per_step: int, lr: float = LR,
+def gradual_recipe(model: nn.Module, train: tuple, val: tuple, levels, epochs_per_step, lr: float = LR,
                    progress: bool = True):
-    """Gradually prune a copy of `model` through `levels` (global threshold, fine-tuning after each).
+    """Gradually prune a copy of `model` through `levels` (global threshold, fine-tuning after each
+    for `epochs_per_step` epochs: one number, or one per level).
 
     Returns (one pruned model per level, the per-step history DataFrame).
     """
@@ -74,17 +76,17 @@ def get_gradual(name: str = "ds_cnn_s", source: str = "synthetic", progress: boo
 
     if name not in GRADUAL_LEVELS:
         raise KeyError(f"no gradual pruning recipe for {name!r}; recipes exist for {sorted(GRADUAL_LEVELS)}")
-    epochs = at_size(*GRADUAL_EPOCHS)
-    path = cache_dir("models") / f"{_tag('gradual', name, source, epochs)}.pt"
+    levels, epochs = GRADUAL_LEVELS[name], [at_size(*e) for e in GRADUAL_EPOCHS[name]]
+    recipe = "L" + "_".join(f"{level:g}" for level in levels) + "-E" + "_".join(map(str, epochs))
+    path = cache_dir("models") / f"{_tag('gradual', name, source, sum(epochs))}-{recipe}.pt"
     baseline, _ = get_baseline(name, source, progress=progress)
     with file_lock(path.with_suffix(".lock")):
         if not path.exists():
             seed_everything(0)
             feats = kws_features(source)
             t0 = time.perf_counter()
-            models, history = gradual_recipe(baseline, feats["train"], feats["val"], GRADUAL_LEVELS[name], epochs,
-                                             progress=progress)
-            info = {"name": name, "source": source, "levels": list(GRADUAL_LEVELS[name]), "epochs_per_step": epochs,
+            models, history = gradual_recipe(baseline, feats["train"], feats["val"], levels, epochs, progress=progress)
+            info = {"name": name, "source": source, "levels": list(levels), "epochs_per_step": epochs,
                     "lr": LR, "scheme": "global", "recipe": RECIPE_VERSION,
                     "train_seconds": time.perf_counter() - t0, "history": history.reset_index().to_dict("list"),
                     "test_acc": [accuracy(m, *feats["test"]) for m in models]}
@@ -128,15 +130,3 @@ def get_channel_pruned(name: str = "ds_cnn_s", source: str = "synthetic", progre
     small = DSCNN(**{**baseline.config, "channels": tuple(info["channels"])})
     small.load_state_dict(torch.load(path, weights_only=True))
     return small.eval(), info
-
-
-#: What `prepare.py` builds, so that notebooks only load them.
-PRUNED = (("gradual", "ds_cnn_s"), ("gradual", "small_cnn"), ("channel", "ds_cnn_s"))
-
-
-def prepare(source: str = "synthetic") -> None:
-    """Build every cached pruned model in `PRUNED` (skipped when already cached)."""
-    for kind, name in PRUNED:
-        t0 = time.perf_counter()
-        (get_gradual if kind == "gradual" else get_channel_pruned)(name, source, progress=False)
-        print(f"[prepare] pruned {name} ({kind}): {time.perf_counter() - t0:.0f} s")

@@ -120,26 +120,29 @@ def fine_tune(model: nn.Module, masks: dict[str, torch.Tensor], train: tuple, va
         return fit(model, train, val, epochs=epochs, lr=lr, seed=seed, progress=False, **fit_kwargs)
 
 
-def gradual_prune(model: nn.Module, train: tuple, val: tuple, levels, epochs_per_step: int = 1, lr: float = 1e-3,
+def gradual_prune(model: nn.Module, train: tuple, val: tuple, levels, epochs_per_step=1, lr: float = 1e-3,
                   scheme: str = "global", seed: int = 0, on_step=None, progress: bool = True):
     """Prune `model` in place through increasing sparsity `levels`, fine-tuning after each step.
 
     `levels` is a list of sparsities (e.g. from `cubic_schedule`), or of per-layer dicts for
     scheme 'layer'. Each step magnitude-prunes the current weights to its level (weights already
     at zero are the smallest, so they stay pruned), measures accuracy on `val`, then fine-tunes for
-    `epochs_per_step` epochs with the masks kept. `on_step(step, model, masks)` is called after
-    each step (e.g. to keep a checkpoint). Returns (final masks, a pandas DataFrame with one row
+    `epochs_per_step` epochs (one number, or one per level) with the masks kept.
+    `on_step(step, model, masks)` is called after each step (e.g. to keep a checkpoint). Returns (final masks, a pandas DataFrame with one row
     per step: sparsity reached, validation accuracy before and after fine-tuning).
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
+    epochs = list(epochs_per_step) if isinstance(epochs_per_step, (list, tuple)) else [epochs_per_step] * len(levels)
+    if len(epochs) != len(levels):
+        raise ValueError(f"epochs_per_step has {len(epochs)} entries for {len(levels)} levels")
     rows, masks = [], {}
     for step, level in enumerate(tqdm(levels, desc="gradual pruning", disable=not progress or CI), start=1):
         masks = masks_for(model, level, scheme)
         apply_masks(model, masks)
         pruned_acc = accuracy(model, *val)
-        fine_tune(model, masks, train, None, epochs=epochs_per_step, lr=lr, seed=seed + step)
+        fine_tune(model, masks, train, None, epochs=epochs[step - 1], lr=lr, seed=seed + step)
         rows.append({"step": step, "sparsity": sparsity(model), "val_acc_pruned": pruned_acc,
                      "val_acc_fine_tuned": accuracy(model, *val)})
         if on_step is not None:
