@@ -16,7 +16,7 @@ must match it bit for bit. Per operator (x, y int8; z zero points; acc int32):
 
 Batched and vectorised with NumPy: accumulators are checked to fit in
 int32 (an overflow would be a bug in the model, so it raises instead of wrapping). Dot
-products run in int32 when they provably cannot overflow (terms * 255 * 127 < 2^31), else int64.
+products run in int32 when they provably cannot overflow (terms * 255 * 128 < 2^31), else int64.
 """
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ def _windows(x: np.ndarray, kernel, stride) -> np.ndarray:
 
 
 def _dot_dtype(terms: int):
-    """int32 products are exact while terms * 255 * 127 < 2^31 (int8 minus zero point times int8)."""
-    return np.int32 if terms * 255 * 127 < 2**31 else np.int64
+    """int32 sums are exact while terms * 255 * 128 < 2^31: |x - z| <= 255 and |w| <= 128 (a
+    hand-built model may hold -128 weights even though the converter never makes them)."""
+    return np.int32 if terms * 255 * 128 < 2**31 else np.int64
 
 
 def conv2d_acc(x_q: np.ndarray, layer: Layer, input_zero_point: int) -> np.ndarray:
