@@ -5,6 +5,8 @@ so all three share one cached supernet instead of training their own.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..config import at_size
 from .costs import Constraints, macs
 from .search import select_space
@@ -22,8 +24,11 @@ def candidate_spaces() -> list[DesignSpace]:
     return design_space_grid()
 
 
+@lru_cache(maxsize=1)
 def chosen_space() -> DesignSpace:
-    """The design space TinyNAS picks for `CONSTRAINTS` (highest median MACs of feasible models)."""
+    """The design space TinyNAS picks for `CONSTRAINTS` (highest median MACs of feasible models).
+
+    Computed once per process (a few seconds: 16 spaces x 2,000 draws)."""
     return select_space(candidate_spaces(), CONSTRAINTS, samples=SPACE_SAMPLES, seed=0)[0]
 
 
