@@ -36,9 +36,12 @@ def mutate(arch: Arch, space: DesignSpace, rng: np.random.Generator, prob: float
         depth = int(rng.choice(space.depths))
         channels = channels[:depth + 1] + [int(rng.choice(space.widths)) for _ in range(depth + 1 - len(channels))]
     channels = [int(rng.choice(space.widths)) if rng.random() < prob else c for c in channels]
-    pick = lambda options, current: options[rng.integers(len(options))] if rng.random() < prob else current  # noqa: E731
-    return Arch(arch.resolution, tuple(channels), pick(space.first_kernels, arch.first_kernel),
-                pick(space.first_strides, arch.first_stride), int(pick(space.dw_kernels, arch.dw_kernel)))
+
+    def redraw(options, current):
+        return options[rng.integers(len(options))] if rng.random() < prob else current
+
+    return Arch(arch.resolution, tuple(channels), redraw(space.first_kernels, arch.first_kernel),
+                redraw(space.first_strides, arch.first_stride), int(redraw(space.dw_kernels, arch.dw_kernel)))
 
 
 def crossover(a: Arch, b: Arch, rng: np.random.Generator) -> Arch:
@@ -47,7 +50,10 @@ def crossover(a: Arch, b: Arch, rng: np.random.Generator) -> Arch:
     if a.resolution != b.resolution:
         raise ValueError(f"parents read different feature resolutions ({a.resolution} vs {b.resolution}): "
                          "crossover only mixes architectures of one design space")
-    take = lambda x, y: x if rng.random() < 0.5 else y  # noqa: E731
+
+    def take(x, y):
+        return x if rng.random() < 0.5 else y
+
     depth = take(a.depth, b.depth)
     channels = []
     for i in range(depth + 1):

@@ -44,9 +44,10 @@ class Supernet(nn.Module):
         # own batch statistics; after extraction they are recomputed for that sub-network.
         self.conv1 = nn.Conv2d(1, width, (k_t, k_f), bias=False)                 # (W, 1, k_t, k_f)
         self.conv1_bn = nn.BatchNorm2d(width, track_running_stats=False)
-        self.dw = nn.ModuleList(nn.Conv2d(width, width, k, groups=width, bias=False) for _ in range(depth))  # (W, 1, k, k)
+        # depthwise (W, 1, k, k) and pointwise (W, W, 1, 1) weights of every block
+        self.dw = nn.ModuleList(nn.Conv2d(width, width, k, groups=width, bias=False) for _ in range(depth))
         self.dw_bn = nn.ModuleList(nn.BatchNorm2d(width, track_running_stats=False) for _ in range(depth))
-        self.pw = nn.ModuleList(nn.Conv2d(width, width, 1, bias=False) for _ in range(depth))  # (W, W, 1, 1)
+        self.pw = nn.ModuleList(nn.Conv2d(width, width, 1, bias=False) for _ in range(depth))
         self.pw_bn = nn.ModuleList(nn.BatchNorm2d(width, track_running_stats=False) for _ in range(depth))
         self.fc = nn.Linear(width, NUM_CLASSES)                                  # (12, W)
 
