@@ -122,3 +122,34 @@ def test_unlabelled_clips_only_see_the_teacher():
     none = torch.full((8,), -1)
     assert torch.allclose(distill.distillation_loss(student, teacher, none, 2.0, alpha=0.5),
                           0.5 * 4 * distill.kl_divergence(teacher, student, 2.0))
+
+
+def test_lab06_checks_pass_the_package_and_reject_mistakes():
+    from tinyml_utils.checks import CheckFailed, lab06
+
+    lab06.check_soften(distill.soft_targets)
+    lab06.check_kl(distill.kl_divergence)
+    lab06.check_loss(distill.distillation_loss)
+    lab06.check_gradient(lambda s, t, T: T * (distill.soft_targets(s, T) - distill.soft_targets(t, T)) / len(s))
+
+    def make_loss_fn(table, labels, T, alpha):
+        table, labels = torch.as_tensor(table), torch.as_tensor(labels)
+        return lambda logits, rows, X: distill.distillation_loss(logits, table[rows], labels[rows], T, alpha)
+
+    lab06.check_loss_fn(make_loss_fn)
+    naive_kl = lambda t, s, T: (distill.soft_targets(t, T) * (distill.soft_targets(t, T).log()
+                                                              - distill.soft_targets(s, T).log())).sum(1).mean()
+    wrong = [(lab06.check_soften, lambda z, T: torch.softmax(z, 1)),                     # forgot T
+             (lab06.check_kl, naive_kl),                                                 # log(0) for huge logits
+             (lab06.check_loss, lambda s, t, y, T, a: (1 - a) * F.cross_entropy(s, y) + a * distill.kl_divergence(t, s, T)),
+             (lab06.check_gradient, lambda s, t, T: (distill.soft_targets(s, T) - distill.soft_targets(t, T)) / T),
+             (lab06.check_loss_fn, lambda table, labels, T, a: lambda logits, rows, X: F.cross_entropy(logits, torch.as_tensor(labels)[rows]))]
+    for check, fn in wrong:
+        with pytest.raises(CheckFailed):
+            check(fn)
+    X, y = toy_data(30)
+    with pytest.raises(CheckFailed, match="fewer than DS-CNN-S"):
+        lab06.check_distilled_student(ds_cnn_wide(), X, y, min_accuracy=0.0)
+    with pytest.raises(CheckFailed, match="at least"):
+        lab06.check_distilled_student(DSCNN(channels=(8, 8)), X, y, min_accuracy=1.01)
+    assert 0 <= lab06.check_distilled_student(DSCNN(channels=(8, 8)), X, y, min_accuracy=0.0) <= 1
