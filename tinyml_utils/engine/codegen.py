@@ -7,7 +7,8 @@ What the generated code contains, and why (TinyEngine's recipe):
 * one ``static int8_t`` arena of the size the planner computed: no heap, no allocator, and the
   peak memory is known before the program runs;
 * `model_run()`: one call per layer to the kernel chosen for it (`kernels.choose`), with every
-  shape and arena offset a constant. A layer that moves no data (a flatten view) costs nothing.
+  shape and arena offset a constant. A layer that moves no data (a flatten view) costs nothing;
+* with ``kernels="opt"``, kernels compiled for each layer's shape (`specialise.py`).
 
 The public API (`model.h`, names prefixed by `prefix`, "model" by default) is what firmware codes
 against: MODEL_INPUT_SIZE, MODEL_OUTPUT_SIZE, MODEL_ARENA_SIZE, MODEL_NUM_LAYERS,
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..quant.intmodel import IntModel
 from . import kernels as K
+from . import specialise
 from .ir import Graph, Op, from_intmodel
 from .planner import Plan, plan_memory
 
@@ -111,6 +113,8 @@ def _layer_constants(graph: Graph, op: Op, ident: str, choice: K.KernelChoice) -
     """C text of one layer's constant arrays and parameter struct, and the arrays' bytes."""
     if not choice.function:
         return "", 0
+    if choice.specialised:
+        return specialise.constants(graph, op, ident, choice, c_array)
     if op.kind in ("avgpool", "maxpool"):
         (h, w, c), (oh, ow, _) = graph.tensors[op.inputs[0]].shape, graph.tensors[op.output].shape
         (kh, kw), (sh, sw) = op.attrs["kernel"], op.attrs["stride"]
@@ -151,12 +155,15 @@ def _describe(graph: Graph, op: Op) -> str:
     return f"{op.name}: {op.kind}{extra}, {ins} -> {graph.tensors[op.output].shape}, {op.macs:,} MACs"
 
 
-def _call(graph: Graph, plan: Plan, op: Op, ident: str, choice: K.KernelChoice, arena: str) -> str:
+def _call(graph: Graph, plan: Plan, op: Op, ident: str, choice: K.KernelChoice, arena: str,
+          wrappers: specialise.Wrappers) -> str:
     at = lambda t: f"{arena} + {plan.offset(t)}"  # noqa: E731
     f = choice.function
     scratch = f"{arena} + {plan.scratch[op.name].offset}" if op.name in plan.scratch else None
     if not f:
         return f"/* {op.name}: a view of {op.inputs[0]}, nothing to do */"
+    if choice.specialised:
+        return specialise.call(wrappers, graph, op, ident, choice, at, scratch)
     if f == "tm_depthwise_opt":
         return f"{f}(&{ident}_params, {at(op.inputs[0])}, {at(op.output)}, (int16_t *)({scratch}));"
     if f.endswith("_inplace_ref") or f.endswith("_inplace_opt"):
@@ -186,13 +193,18 @@ def generate(model: IntModel | Graph, kernels: str = "opt", prefix: str = "model
              max_arena_bytes: int | None = None, style: str = "direct") -> GeneratedModel:
     """Generate `<prefix>.h` and `<prefix>.c` for a model (an IntModel or an engine Graph).
 
-    `kernels` "opt" or "ref"; `strategy` and the in-place switches go to the planner; with
-    `max_arena_bytes`, an arena larger than that raises `ModelTooLarge` saying by how much.
-    `style` "direct" (one call per layer) or "interpreter" (a layer table run by `tm_interpret`,
-    which links every kernel: for measuring what an interpreter costs).
+    `kernels` "opt" (specialised per shape where possible), "generic" (tm_opt.c) or "ref";
+    `strategy` and the in-place switches go to the planner; with `max_arena_bytes`, an arena
+    larger than that raises `ModelTooLarge` saying by how much. `style` "direct" (one call per
+    layer) or "interpreter" (a layer table run by `tm_interpret`, which links every kernel: for
+    measuring what an interpreter costs; it has no specialised kernels, so "opt" means "generic").
     """
     if style not in ("direct", "interpreter"):
         raise ValueError(f"style must be 'direct' or 'interpreter', got {style!r}")
+    if kernels not in K.KERNEL_SETS:
+        raise ValueError(f"kernels must be one of {K.KERNEL_SETS}, got {kernels!r}")
+    if style == "interpreter" and kernels == "opt":
+        kernels = "generic"
     graph = model if isinstance(model, Graph) else from_intmodel(model)
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", prefix):
         raise ValueError(f"prefix must be a lower-case C identifier, got {prefix!r}")
@@ -241,6 +253,7 @@ void {p}_layer_hook(int layer, const int8_t *output, int32_t bytes);  /* called 
 #endif
 """
     body, const_bytes, calls = [], 0, []
+    wrappers = specialise.Wrappers(p)
     for i, op in enumerate(graph.ops):
         ident = f"{p}_l{i}_{c_ident(op.name)}"
         choice = choices[op.name]
@@ -255,7 +268,7 @@ void {p}_layer_hook(int layer, const int8_t *output, int32_t bytes);  /* called 
                    plan.offset(op.output), plan.scratch[op.name].offset if op.name in plan.scratch else 0, out.nbytes]
             calls.append("  {" + ", ".join(str(v) for v in row) + f"}},  /* {op.name} */")
         else:
-            calls.append(f"  {_call(graph, plan, op, ident, choice, arena)}\n"
+            calls.append(f"  {_call(graph, plan, op, ident, choice, arena, wrappers)}\n"
                          f"  {P}_HOOK({i}, {arena} + {plan.offset(op.output)}, {out.nbytes});")
     inplace = ", ".join(sorted(set(plan.inplace.values()))) or "none"
     if style == "interpreter":
@@ -265,11 +278,15 @@ void {p}_layer_hook(int layer, const int8_t *output, int32_t bytes);  /* called 
                f"{p}_layer_hook);\n#else\n  tm_interpret({p}_layers, {P}_NUM_LAYERS, {arena}, 0);\n#endif\n}}\n")
     else:
         run = f"void {p}_run(void) {{\n" + "\n".join(calls) + "\n}\n"
+    kernel_text = wrappers.source()
+    if kernel_text:
+        kernel_text = f"/* ---- kernels specialised for this model's shapes (tm_fast.h) ---- */\n{kernel_text}\n"
     source = f"""/* {p}.c: generated by tinyml_utils.engine.codegen for "{graph.name}". Do not edit.
  * {len(graph.ops)} layers, {graph.macs:,} MACs; kernels: {kernels}; arena: {plan.strategy} plan,
  * in place: {inplace}, {plan.arena_bytes:,} bytes; constants: {const_bytes:,} bytes. */
-#include "{p}.h"
+{specialise.PRAGMA_BEGIN}#include "{p}.h"
 #include "tm_runtime.h"
+#include "tm_fast.h"
 
 #ifdef {P}_LAYER_HOOK
 #define {P}_HOOK(layer, data, bytes) {p}_layer_hook((layer), (data), (bytes))
@@ -286,6 +303,6 @@ int8_t *{p}_input(void) {{ return {arena} + {plan.offset(graph.input)}; }}
 
 const int8_t *{p}_output(void) {{ return {arena} + {plan.offset(graph.output)}; }}
 
-{run}"""
+{kernel_text}{run}{specialise.PRAGMA_END}"""
     return GeneratedModel(prefix, header, source, graph, plan, choices, kernels, style, const_bytes,
                           [op.macs for op in graph.ops])

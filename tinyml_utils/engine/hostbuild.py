@@ -98,18 +98,21 @@ def _gcc(args: list[str]) -> None:
         raise RuntimeError(f"gcc failed on the generated code:\n{done.stderr[-4000:]}")
 
 
-def build_host(models: list[GeneratedModel], workdir: Path, flags: list[str] = ()) -> Path:
+def build_host(models: list[GeneratedModel], workdir: Path, flags: list[str] = (),
+               model_flags: list[str] = ("-O0",)) -> Path:
     """Compile the models, the runtime and the stdin/stdout harness with host gcc; returns the executable.
 
     The kernels are compiled with -O2 (and `flags`); the generated models, which are constant data
-    and one call per layer, with -O0: a thousand models then compile in seconds.
+    and one call per layer, with `model_flags` (-O0): a thousand models then compile in seconds.
+    At -O0 the specialised kernels (tm_fast.h) are one shared copy with run-time shapes; with
+    model_flags=["-O2"] they are compiled per shape, as on the device.
     """
     all_models = _write_models(models, workdir)
     main = workdir / "host_main.c"
     main.write_text(HOST_MAIN % {"table": _table(models)})
     common = [*HOST_CFLAGS, *_hook_defines(models), f"-I{RUNTIME}", f"-I{workdir}"]
     objects = []
-    for src, opt in [(main, ["-O0"]), (all_models, ["-O0"])] + [(s, ["-O2", *flags]) for s in runtime_sources()]:
+    for src, opt in [(main, ["-O0"]), (all_models, list(model_flags))] + [(s, ["-O2", *flags]) for s in runtime_sources()]:
         obj = workdir / (Path(src).stem + ".o")
         _gcc([*common, *opt, "-c", str(src), "-o", str(obj)])
         objects.append(str(obj))
@@ -119,14 +122,14 @@ def build_host(models: list[GeneratedModel], workdir: Path, flags: list[str] = (
 
 
 def run_host(models: list[GeneratedModel], inputs: list[np.ndarray], layers: bool = False,
-             flags: list[str] = ()) -> list:
+             flags: list[str] = (), model_flags: list[str] = ("-O0",)) -> list:
     """Run each model on its inputs (N, input bytes) on the host; returns outputs (N, output bytes) per model.
 
     With `layers`, returns per model a list over layers of (N, bytes) arrays (the hook's dumps), the
     model output last.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        exe = build_host(models, Path(tmp), flags)
+        exe = build_host(models, Path(tmp), flags, model_flags)
         stream = bytearray()
         for i, (m, x) in enumerate(zip(models, inputs)):
             x = np.ascontiguousarray(x, dtype=np.int8).reshape(len(x), -1)
