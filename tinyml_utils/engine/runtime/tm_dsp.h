@@ -83,6 +83,14 @@ static inline int32_t tm_smmlar(int32_t a, int32_t b, int32_t c) {
 #define TM_HAVE_DSP 0
 #endif
 
+#if defined(__ARM_FEATURE_DSP)
+static inline int32_t tm_pkhbt(int32_t lo, int32_t hi) {
+  int32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+  return r;
+}
+#else
 static inline int32_t tm_pkhbt(int32_t lo, int32_t hi) { return (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu)); }
+#endif
 
 #endif

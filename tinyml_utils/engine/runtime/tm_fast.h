@@ -189,24 +189,33 @@ TM_FAST void tm_fast_copy(int8_t *dst, const int8_t *src, const int32_t n) {
   for (; j < n; j++) dst[j] = src[j];
 }
 
+/* Fill n bytes with the byte whose copies make up `word`. */
+TM_FAST void tm_fast_fill(int8_t *dst, const uint32_t word, const int32_t n) {
+  int32_t j = 0;
+  for (; j + 4 <= n; j += 4) tm_write32(dst + j, word);
+  for (; j < n; j++) dst[j] = (int8_t)word;
+}
+
 /* Output pixel `pixel`'s receptive field as one row of K = kh * kw * c_in int8 values in the
  * weights' (kh, kw, c_in) order; padding holds the input zero point (the bias was folded with it).
- * A kernel row whose kw pixels are all inside the map is one contiguous run of the input. */
+ * A kernel row is one contiguous run of the input, cut where it leaves the map on either side. */
 TM_FAST void tm_fast_im2col(const int8_t *input, const int32_t pixel, int8_t *col, const int32_t h, const int32_t w,
                             const int32_t c_in, const int32_t out_w, const int32_t kh, const int32_t kw,
                             const int32_t sh, const int32_t sw, const int32_t ph, const int32_t pw,
                             const int32_t z_in) {
   const int32_t oy = pixel / out_w, ox = pixel % out_w, x0 = ox * sw - pw, run = kw * c_in;
+  const uint32_t zeros = 0x01010101u * (uint8_t)z_in;
+  const int32_t left = x0 < 0 ? -x0 : 0, right = x0 + kw > w ? x0 + kw - w : 0;   /* padding columns */
   for (int32_t ky = 0; ky < kh; ky++, col += run) {
     const int32_t iy = oy * sh - ph + ky;
-    if (iy >= 0 && iy < h && x0 >= 0 && x0 + kw <= w) {
+    if (iy < 0 || iy >= h) {
+      tm_fast_fill(col, zeros, run);
+    } else if (left == 0 && right == 0) {
       tm_fast_copy(col, input + (iy * w + x0) * c_in, run);
-      continue;
-    }
-    for (int32_t kx = 0; kx < kw; kx++) {
-      const int32_t ix = x0 + kx;
-      const int inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
-      for (int32_t c = 0; c < c_in; c++) col[kx * c_in + c] = inside ? input[(iy * w + ix) * c_in + c] : (int8_t)z_in;
+    } else {
+      for (int32_t j = 0; j < left * c_in; j++) col[j] = (int8_t)z_in;
+      for (int32_t j = left * c_in; j < run - right * c_in; j++) col[j] = input[(iy * w + x0) * c_in + j];
+      for (int32_t j = run - right * c_in; j < run; j++) col[j] = (int8_t)z_in;
     }
   }
 }
