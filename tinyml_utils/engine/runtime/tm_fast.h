@@ -205,7 +205,9 @@ TM_FAST void tm_fast_im2col(const int8_t *input, const int32_t pixel, int8_t *co
                             const int32_t z_in) {
   const int32_t oy = pixel / out_w, ox = pixel % out_w, x0 = ox * sw - pw, run = kw * c_in;
   const uint32_t zeros = 0x01010101u * (uint8_t)z_in;
-  const int32_t left = x0 < 0 ? -x0 : 0, right = x0 + kw > w ? x0 + kw - w : 0;   /* padding columns */
+  /* padding columns on either side (a window may lie wholly in the padding when kw <= pw) */
+  const int32_t left = x0 >= 0 ? 0 : -x0 < kw ? -x0 : kw;
+  const int32_t right = x0 + kw <= w ? 0 : x0 + kw - w < kw ? x0 + kw - w : kw;
   for (int32_t ky = 0; ky < kh; ky++, col += run) {
     const int32_t iy = oy * sh - ph + ky;
     if (iy < 0 || iy >= h) {
