@@ -1,0 +1,169 @@
+"""Benchmark the whole keyword-spotting firmware on the emulated Cortex-M4 (issue 8's numbers).
+
+    python -m tinyml_utils.bench [--clips N] [--board stm32f301k8]
+
+What it builds and runs, all on QEMU `mps2-an386` (Cortex-M4F) with `-icount shift=0` (SysTick
+counts instructions, 40 per tick, deterministic), linked against a real part's memory map:
+
+1. the batch firmware (`mcu/firmware/kws_clips.c`: on-device MFCC front end, then the model)
+   twice, with the engine's plain reference kernels and with its optimised (shape-specialised)
+   kernels, on N test clips. Every layer's instructions come from the firmware's layer marks;
+   the logits of every clip are checked against the integer interpreter run on the device's own
+   features;
+2. the streaming firmware (`mcu/firmware/kws_stream.c`: a 20 ms hop front end, a ring of the last
+   second of features, the model, posterior smoothing) with the optimised kernels, on a few
+   seconds of test clips played back to back, to measure the memory of the whole keyword spotter.
+
+It prints the per-layer table (instructions, instructions per MAC, kernel, and the gap to the
+SMLAD limit of 2 MACs per instruction), the totals beside the measured anchors of issue 8, and
+as its last line one JSON object:
+
+* `instructions`: one DS-CNN-S inference with the optimised kernels (`model_run()`, the largest
+  over the clips);
+* `arena_bytes`: the model's arena (MODEL_ARENA_SIZE: every activation and kernel scratch);
+* `ram_bytes`: SRAM of the whole streaming firmware = .data + .bss (arena, front-end buffers,
+  feature ring, posteriors, I/O buffers) + the stack's measured peak (painted stack);
+* `flash_bytes`: the streaming firmware's whole flash image (vector table, code, the model's
+  constants, the front end's tables, .data's initial values).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+#: Issue 8's measured anchors (same emulator, board, compiler, model): cited, not measured here.
+ANCHORS = {
+    "CMSIS-NN (DSP paths, -O2)": "7,691,323 instructions per inference; per MAC: pointwise 2.09, first conv 3.49, "
+                                 "depthwise 7.79; firmware 50.9 KB flash (30.0 KB weights), 17.2 KB .bss, 1.06 KB stack",
+    "plain C reference kernels (-O2)": "29.2 M instructions per inference",
+    "TFLite Micro": "24,272-byte arena for MLPerf's KWS model (16,000 B of activations)",
+    "SMLAD limit": "2 MACs per instruction: 2,656,768 MACs need >= 1,328,384 instructions",
+}
+#: CMSIS-NN's instructions per MAC by layer kind (issue 8), for the table.
+CMSIS_NN_PER_MAC = {"conv2d": 3.49, "depthwise": 7.79, "pointwise": 2.09}
+TARGETS = {"instructions": 4_000_000, "arena_bytes": 9 * 1024, "ram_bytes": 16 * 1024, "flash_bytes": 48 * 1024}
+
+
+def device_clips(int_model, waves: np.ndarray, kernels: str, board: str, workdir: Path, stack_reserve: int):
+    """Build the batch firmware with `kernels` and classify `waves` (N, 16000) int16 on the device.
+
+    Returns (ClipResults, generated model); raises if a logit differs from the interpreter's."""
+    from .mcu import kws
+    from .quant import interpreter
+
+    code = kws.engine_code(int_model, workdir / f"model_{kernels}", kernels=kernels)
+    firmware = kws.build_kws(code, board, workdir / f"build_{kernels}", stack_reserve=stack_reserve)
+    result = kws.run_clips(firmware, waves, workdir / f"run_{kernels}", write_features=True,
+                           timeout=60 + 2.0 * len(waves))
+    expected = interpreter.run(int_model, result.features[:, None])
+    if not np.array_equal(result.logits, expected):
+        raise AssertionError(f"{kernels} kernels: the device's logits differ from the integer interpreter's")
+    return result, code.meta["generated"]
+
+
+def device_stream(int_model, waves: np.ndarray, board: str, workdir: Path, stack_reserve: int) -> dict:
+    """Run the streaming firmware (optimised kernels) on `waves` played back to back; its memory in bytes."""
+    from .mcu import kws, streaming
+    from .quant import interpreter
+
+    code = kws.engine_code(int_model, workdir / "model_stream", kernels="opt")
+    firmware = kws.build_kws(code, board, workdir / "build_stream", app="stream", stack_reserve=stack_reserve)
+    config = streaming.DetectorConfig()
+    run = streaming.run_stream(firmware, np.concatenate(list(waves)), config, workdir / "run_stream",
+                               write_features=True)
+    _, windows = streaming.windows(run.features, config)
+    if not np.array_equal(run.logits, interpreter.run(int_model, windows[:, None])):
+        raise AssertionError("streaming firmware: the device's logits differ from the integer interpreter's")
+    stack = run.run.stack_peak_bytes
+    return {"flash_bytes": firmware.flash_bytes, "static_ram_bytes": firmware.static_ram_bytes, "stack_bytes": stack,
+            "ram_bytes": firmware.static_ram_bytes + stack, "inferences": len(run.logits),
+            "sections": firmware.sections, "symbols": firmware.symbols(256)}
+
+
+def layer_table(results: dict, generated: dict):
+    """Per layer: MACs, the SMLAD limit (MACs / 2), and per kernel set instructions, per MAC, kernel."""
+    import pandas as pd
+
+    graph = generated["opt"].graph
+    rows = []
+    for i, op in enumerate(graph.ops):
+        row = {"layer": op.name, "MACs": op.macs, "SMLAD limit": op.macs // 2}
+        for name, r in results.items():
+            n = int(r.layer_instructions[0][i])
+            row[f"{name} instructions"] = n
+            row[f"{name} /MAC"] = round(n / op.macs, 2) if op.macs else None
+            row[f"{name} kernel"] = generated[name].choices[op.name].function or "(view)"
+        row["opt / limit"] = round(row["opt instructions"] / row["SMLAD limit"], 2) if op.macs else None
+        row["CMSIS-NN /MAC (cited)"] = CMSIS_NN_PER_MAC.get(op.kind)
+        rows.append(row)
+    total = {"layer": "total (model_run)", "MACs": graph.macs, "SMLAD limit": graph.macs // 2}
+    for name, r in results.items():
+        n = int(r.model_instructions.max())
+        total.update({f"{name} instructions": n, f"{name} /MAC": round(n / graph.macs, 2), f"{name} kernel": ""})
+    total["opt / limit"] = round(total["opt instructions"] / total["SMLAD limit"], 2)
+    total["CMSIS-NN /MAC (cited)"] = round(7_691_323 / graph.macs, 2)
+    return pd.DataFrame(rows + [total]).set_index("layer")
+
+
+def run(clips: int = 3, board: str = "stm32f301k8", stack_reserve: int = 1024, stream_clips: int = 3,
+        workdir: Path | None = None) -> dict:
+    """Everything `main` prints, as data: {"table", "summary", "stream", "generated", "clips"}."""
+    from .engine.bench import kws_model
+    from .kws_data import load_kws
+
+    int_model, _, description = kws_model(1)
+    waves = load_kws("synthetic").test.waves
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(workdir or tmp)
+        results, generated = {}, {}
+        for kernels in ("ref", "opt"):
+            results[kernels], generated[kernels] = device_clips(int_model, waves[:clips], kernels, board, work,
+                                                                stack_reserve)
+        stream = device_stream(int_model, waves[clips:clips + stream_clips], board, work, stack_reserve)
+    opt = results["opt"]
+    summary = {"instructions": int(opt.model_instructions.max()), "arena_bytes": generated["opt"].plan.arena_bytes,
+               "ram_bytes": stream["ram_bytes"], "flash_bytes": stream["flash_bytes"],
+               "ref_instructions": int(results["ref"].model_instructions.max()),
+               "macs": generated["opt"].graph.macs, "stack_bytes": stream["stack_bytes"],
+               "frontend_instructions_per_clip": int(opt.frontend_instructions.max()), "board": board,
+               "firmware": "mcu kws_clips (instructions), kws_stream (RAM, flash)"}
+    return {"table": layer_table(results, generated), "summary": summary, "stream": stream, "generated": generated,
+            "clips": clips, "data": description}
+
+
+def main(argv=None) -> int:
+    import pandas as pd
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=3, help="test clips classified (and checked) per build")
+    parser.add_argument("--board", default="stm32f301k8", help="board profile whose memory the firmware is linked for")
+    parser.add_argument("--stack-reserve", type=int, default=1024, help="bytes of stack the linker must leave free")
+    args = parser.parse_args(argv)
+    out = run(args.clips, args.board, args.stack_reserve)
+    s, stream = out["summary"], out["stream"]
+    print(f"KWS firmware (MFCC front end + DS-CNN-S int8) on QEMU mps2-an386 (Cortex-M4F), -icount shift=0, "
+          f"linked for {args.board}; {out['clips']} test clips, every logit equal to the integer interpreter's "
+          f"on the device's features. Data: {out['data']}")
+    print("Per layer (first clip; the marks include ~20 instructions of the layer hook):")
+    with pd.option_context("display.width", 220, "display.max_columns", 20):
+        print(out["table"].to_string())
+    print(f"model_run(): reference kernels {s['ref_instructions']:,}, optimised {s['instructions']:,} instructions "
+          f"({s['ref_instructions'] / s['instructions']:.1f}x fewer); SMLAD limit {s['macs'] // 2:,}")
+    print(f"arena {s['arena_bytes']:,} B; streaming firmware: flash {stream['flash_bytes']:,} B, "
+          f"RAM {stream['ram_bytes']:,} B = .data + .bss {stream['static_ram_bytes']:,} + stack peak "
+          f"{stream['stack_bytes']:,} ({stream['inferences']} inferences checked)")
+    for name, anchor in ANCHORS.items():
+        print(f"anchor (issue 8, measured elsewhere): {name}: {anchor}")
+    for key, limit in TARGETS.items():
+        verdict = "met" if s[key] <= limit else f"NOT met (+{s[key] - limit:,})"
+        print(f"target {key} <= {limit:,}: {s[key]:,} {verdict}")
+    print(json.dumps(s))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
