@@ -31,13 +31,15 @@ def test_model_bytes_counts_packed_weights_and_per_channel_arrays():
 
 def test_assign_bits_is_greedy_within_the_budget():
     counts = {"a": 100, "b": 1000, "c": 10}
-    sens = {"reference": (1.0, 0.9), ("a", 4): (1.01, 0.9), ("a", 2): (1.5, 0.5), ("b", 4): (1.02, 0.9),
-            ("b", 2): (1.05, 0.9), ("c", 4): (1.3, 0.8), ("c", 2): (2.0, 0.1)}
+    sens = {"reference": {"loss": 1.0}, ("a", 4): {"kl": 0.01, "loss": 1.01}, ("a", 2): {"kl": 0.5, "loss": 1.5},
+            ("b", 4): {"kl": 0.02, "loss": 0.9}, ("b", 2): {"kl": 0.05, "loss": 1.05},
+            ("c", 4): {"kl": 0.3, "loss": 1.3}, ("c", 2): {"kl": 1.0, "loss": 2.0}}
     assert assign_bits(sens, counts, 0.0) == {"a": 8, "b": 8, "c": 8}
     assert assign_bits(sens, counts, 0.1) == {"a": 4, "b": 2, "c": 8}
     assert assign_bits(sens, counts, 10.0) == {"a": 2, "b": 2, "c": 2}
+    assert assign_bits(sens, counts, 0.0, metric="loss") == {"a": 8, "b": 4, "c": 8}  # b at 4 bits: loss fell
     with pytest.raises(ValueError, match="no entry"):
-        assign_bits({"reference": (1.0, 0.9)}, counts, 0.1)
+        assign_bits({"reference": {"loss": 1.0}}, counts, 0.1)
 
 
 def test_layer_sensitivity_has_every_layer_and_width():
@@ -46,7 +48,9 @@ def test_layer_sensitivity_has_every_layer_and_width():
     X, y = data(32)
     sens = layer_sensitivity(model, X, X, y, bits=(4, 2), progress=False)
     assert set(sens) == {"reference"} | {(l, b) for l in ("conv1", "dw1", "pw1", "fc") for b in (4, 2)}
-    assert all(len(v) == 2 and 0 <= v[1] <= 1 for v in sens.values())
+    assert set(sens["reference"]) == {"loss", "accuracy"}
+    assert all(v["kl"] >= -1e-6 and 0 <= v["accuracy"] <= 1 for k, v in sens.items() if k != "reference")
+    assert sum(sens[(l, 2)]["kl"] for l in ("conv1", "pw1")) > 0
 
 
 def test_qat_finetune_returns_a_convertible_model():

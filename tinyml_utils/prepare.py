@@ -26,6 +26,13 @@ def main() -> None:
         _, info = get_baseline(name, progress=False)
         print(f"[prepare] baseline {name} ({'CI' if CI else 'student'} size, {info['epochs']} epochs): "
               f"test accuracy {info['test_acc']:.3f}, {time.perf_counter() - t1:.0f} s")
+    from .quant.qat import get_qat_model  # chapter 5 (and the deployment lab) load the QAT DS-CNN-S
+
+    for bits in (8, 4):
+        t1 = time.perf_counter()
+        _, qat_info = get_qat_model("ds_cnn_s", weight_bits=bits, progress=False)
+        print(f"[prepare] QAT ds_cnn_s, {bits}-bit weights ({qat_info['epochs']} epochs): integer test accuracy "
+              f"{qat_info['int_test_acc']:.3f}, {time.perf_counter() - t1:.0f} s")
     t1 = time.perf_counter()  # chapter 8 and lab 8 share one NAS supernet
     space, _, info = nas_problem.kws_supernet(progress=False)
     print(f"[prepare] NAS supernet of {space.name} ({info['epochs']} epochs): {time.perf_counter() - t1:.0f} s")

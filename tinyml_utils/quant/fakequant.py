@@ -7,12 +7,13 @@ inside the range and passes no gradient where the value was clipped (as PyTorch'
 `torch.fake_quantize_per_tensor_affine` does; the tests check both directions against it).
 
 `FakeQuantModel` wraps a float model the way `convert` will quantize it: batch norm folded,
-weights symmetric per output channel (b bits, from max|w|), activations asymmetric int8 per
-tensor at exactly the tensors `convert` creates (model input, each conv/linear/add output after
-its fused ReLU; pooling reuses its input's grid). Each activation has a range (lo, hi) that is
-calibrated, then tracked during training by an exponential moving average of the batch min/max.
-`to_int_model` hands the folded float weights and the ranges to `convert`, so the integer model
-computes what the fake-quant model simulated (up to the fixed-point rounding of requantization).
+weights symmetric per output channel (b bits, from max|w|), biases on their int32 grid,
+activations asymmetric int8 per tensor at exactly the tensors `convert` creates (model input, each
+conv/linear/add output after its fused ReLU; pooling reuses its input's grid). Each activation has
+a range (lo, hi) that is calibrated, then tracked during training by an exponential moving
+average of the batch min/max. `to_int_model` hands the folded float weights and the ranges to
+`convert`, so the integer model computes what the fake-quant model simulated, up to the
+fixed-point requantization, which rounds twice (`double_rounding=True` emulates that too).
 """
 from __future__ import annotations
 

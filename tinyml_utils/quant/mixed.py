@@ -3,10 +3,12 @@
 Not every layer suffers equally from coarse weights: a layer with few weights per output (a
 depthwise 3x3 filter) or one that sets the scale of everything after it (the first convolution)
 may need 8 bits, while the large pointwise layers may be fine at 4. The sensitivity of layer l at
-b bits is the increase of the validation loss when only l has b-bit weights (all others 8, int8
-activations; measured with the fake-quant model). A greedy search then lowers, one step at a time,
-the layer whose next step costs the least loss per byte saved, while the summed loss increase stays
-within a budget (sensitivities are assumed to add up, which the chapter checks).
+b bits is measured with only l at b-bit weights (all others 8, int8 activations, the fake-quant
+model): the mean KL divergence of the model's output distribution from the all-8-bit model's
+(never negative and, unlike the loss or accuracy on a small set, not drowned by noise), with the
+loss and accuracy beside it. A greedy search then lowers, one step at a time, the layer whose next
+step costs the least divergence per byte saved, while the summed cost stays within a budget
+(sensitivities are assumed to add up, which the chapter checks).
 
 Sizes count what the device stores (`model_bytes`): weights packed at their bit width, plus the
 int32 bias, multiplier and shift of every output channel.
@@ -46,47 +48,66 @@ def float_model_bytes(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def _loss_and_accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> tuple[float, float]:
+def _logits(model: nn.Module, X: np.ndarray, batch_size: int = 1024) -> torch.Tensor:
     model.eval()
-    logits = torch.cat([model(torch.from_numpy(X[i:i + batch_size])) for i in range(0, len(X), batch_size)])
-    target = torch.from_numpy(y)
-    return float(nn.functional.cross_entropy(logits, target)), float((logits.argmax(1) == target).float().mean())
+    return torch.cat([model(torch.from_numpy(X[i:i + batch_size])) for i in range(0, len(X), batch_size)])
+
+
+def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, reference_logits: torch.Tensor | None = None) -> dict:
+    """{"loss": cross-entropy, "accuracy": fraction, "kl": mean KL(reference || model) in nats (if a reference is given)}."""
+    logits = _logits(model, X)
+    target = torch.from_numpy(np.asarray(y))
+    out = {"loss": float(nn.functional.cross_entropy(logits, target)),
+           "accuracy": float((logits.argmax(1) == target).float().mean())}
+    if reference_logits is not None:
+        log_p, log_q = reference_logits.log_softmax(1), logits.log_softmax(1)
+        out["kl"] = float((log_p.exp() * (log_p - log_q)).sum(1).mean())
+    return out
 
 
 def layer_sensitivity(model: nn.Module, calibration: np.ndarray, X: np.ndarray, y: np.ndarray,
                       bits=(4, 2), progress: bool = True) -> dict:
-    """Loss and accuracy with one layer at b bits (others 8) for every layer and b in `bits`.
+    """How much each layer suffers alone at fewer weight bits (the rest at 8, activations int8).
 
-    Returns {"reference": (loss, acc) at 8 bits everywhere, (layer, b): (loss, acc), ...}.
+    Returns {"reference": evaluate(all 8 bits), (layer, b): evaluate(layer at b bits) with "kl",
+    the mean KL divergence of its output distribution from the reference's (nats, >= 0)}.
     """
     from tqdm.auto import tqdm
 
     from ..config import CI
 
     ranges = FakeQuantModel(model).calibrate(calibration).ranges()   # one calibration, shared
-    layers = list(FakeQuantModel(model).weight_layers)
-    result = {"reference": _loss_and_accuracy(FakeQuantModel(model).calibrate(calibration, ranges), X, y)}
-    for layer, b in tqdm([(l, b) for l in layers for b in bits], desc="sensitivity", disable=not progress or CI):
+    reference = FakeQuantModel(model).calibrate(calibration, ranges)
+    ref_logits = _logits(reference, X)
+    result = {"reference": evaluate(reference, X, y)}
+    for layer, b in tqdm([(l, b) for l in reference.weight_layers for b in bits], desc="sensitivity",
+                         disable=not progress or CI):
         fq = FakeQuantModel(model, weight_bits={layer: b}).calibrate(calibration, ranges)
-        result[(layer, b)] = _loss_and_accuracy(fq, X, y)
+        result[(layer, b)] = evaluate(fq, X, y, ref_logits)
     return result
 
 
-def assign_bits(sensitivity: dict, counts: dict, loss_budget: float, choices=(8, 4, 2)) -> dict:
-    """Greedy mixed precision: {layer: bits} lowering layers while the summed loss increase <= loss_budget.
+def assign_bits(sensitivity: dict, counts: dict, budget: float, choices=(8, 4, 2), metric: str = "kl") -> dict:
+    """Greedy mixed precision: {layer: bits}, lowering layers while the summed cost stays <= budget.
 
-    `sensitivity` is what `layer_sensitivity` returned (it must contain every (layer, b) for b in
-    `choices` below 8); `counts` the weights per layer. Each step takes the cheapest move, the one
-    with the least loss increase per byte saved, among layers that can go one choice lower.
+    `sensitivity` is what `layer_sensitivity` returned (every (layer, b) for b in `choices` below 8);
+    the cost of a layer at b bits is its `metric` ("kl", or "loss" minus the reference loss,
+    negative values counted as 0). `counts` gives the weights per layer. Each step takes the
+    cheapest move, the least extra cost per byte saved, among layers that can go one choice lower.
     """
     choices = sorted(choices, reverse=True)
-    ref_loss = sensitivity["reference"][0]
-    cost = lambda layer, b: max(sensitivity[(layer, b)][0] - ref_loss, 0.0)  # noqa: E731 (noise can be < 0)
     for layer in counts:
         for b in choices[1:]:
             if (layer, b) not in sensitivity:
                 raise ValueError(f"sensitivity has no entry for layer {layer!r} at {b} bits; "
                                  f"run layer_sensitivity with bits={tuple(choices[1:])}")
+
+    def cost(layer, b):
+        if b == choices[0]:
+            return 0.0
+        value = sensitivity[(layer, b)][metric] - sensitivity["reference"].get(metric, 0.0)
+        return max(value, 0.0)
+
     bits = {layer: choices[0] for layer in counts}
     spent = 0.0
     while True:
@@ -94,13 +115,12 @@ def assign_bits(sensitivity: dict, counts: dict, loss_budget: float, choices=(8,
         for layer, b in bits.items():
             lower = [c for c in choices if c < b]
             if lower:
-                nxt = lower[0]
-                extra = cost(layer, nxt) - cost(layer, b) if b != choices[0] else cost(layer, nxt)
-                saved = counts[layer] * (b - nxt) / 8
-                moves.append((max(extra, 0.0) / saved, extra, layer, nxt))
-        moves = [m for m in moves if spent + max(m[1], 0.0) <= loss_budget]
+                extra = max(cost(layer, lower[0]) - cost(layer, b), 0.0)
+                saved = counts[layer] * (b - lower[0]) / 8
+                moves.append((extra / saved, extra, layer, lower[0]))
+        moves = [m for m in moves if spent + m[1] <= budget]
         if not moves:
             return bits
         _, extra, layer, nxt = min(moves)
         bits[layer] = nxt
-        spent += max(extra, 0.0)
+        spent += extra
