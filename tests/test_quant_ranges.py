@@ -71,3 +71,21 @@ def test_bad_method_is_explained():
         choose_range(np.ones(3), "kl")
     with pytest.raises(ValueError, match="percentile"):
         percentile_range(np.ones(3), 30)
+
+
+def test_convert_uses_given_weight_scales():
+    from tinyml_utils.quant.convert import convert
+    from tinyml_utils.quant.linear import quantize
+
+    torch.manual_seed(0)
+    model = ds_cnn_s().eval()
+    X = np.random.default_rng(0).normal(0, 3, (16, 49, 10)).astype(np.float32)
+    folded = trace_and_fold(model)
+    w = folded.pw1.weight.detach().numpy()
+    scales = symmetric_mse_scales(w, bits=4)
+    int_model = convert(model, X, weight_bits=4, weight_scales={"pw1": scales})
+    pw1 = next(l for l in int_model.layers if l.name == "pw1")
+    np.testing.assert_array_equal(pw1.arrays["weight_scale"], scales)
+    np.testing.assert_array_equal(pw1.arrays["weight"], quantize(w, scales, np.zeros(64, np.int64), -7, 7, axis=0))
+    with pytest.raises(ValueError, match="not a Conv2d/Linear"):
+        convert(model, X, weight_scales={"pw9": scales})
