@@ -99,14 +99,16 @@ def _gcc(args: list[str]) -> None:
 
 
 def build_host(models: list[GeneratedModel], workdir: Path, flags: list[str] = (),
-               model_flags: list[str] = ("-O0",)) -> Path:
+               model_flags: list[str] | None = None) -> Path:
     """Compile the models, the runtime and the stdin/stdout harness with host gcc; returns the executable.
 
-    The kernels are compiled with -O2 (and `flags`); the generated models, which are constant data
-    and one call per layer, with `model_flags` (-O0): a thousand models then compile in seconds.
-    At -O0 the specialised kernels (tm_fast.h) are one shared copy with run-time shapes; with
-    model_flags=["-O2"] they are compiled per shape, as on the device.
+    The runtime kernels are compiled with -O2 (and `flags`); the generated models with
+    `model_flags`, by default -O0 for more than 4 models (a thousand random models then compile in
+    seconds; the specialised kernels of tm_fast.h are then one shared copy with run-time shapes)
+    and -O2 for up to 4 (each specialised kernel compiled for its shape, as on the device).
     """
+    if model_flags is None:
+        model_flags = ["-O0"] if len(models) > 4 else ["-O2"]
     all_models = _write_models(models, workdir)
     main = workdir / "host_main.c"
     main.write_text(HOST_MAIN % {"table": _table(models)})
@@ -122,7 +124,7 @@ def build_host(models: list[GeneratedModel], workdir: Path, flags: list[str] = (
 
 
 def run_host(models: list[GeneratedModel], inputs: list[np.ndarray], layers: bool = False,
-             flags: list[str] = (), model_flags: list[str] = ("-O0",)) -> list:
+             flags: list[str] = (), model_flags: list[str] | None = None) -> list:
     """Run each model on its inputs (N, input bytes) on the host; returns outputs (N, output bytes) per model.
 
     With `layers`, returns per model a list over layers of (N, bytes) arrays (the hook's dumps), the

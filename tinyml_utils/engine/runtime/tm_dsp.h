@@ -7,7 +7,7 @@
  *   tm_sxtb16(x)      two int16 lanes from bytes 0 and 2 of x (sign-extended)
  *   tm_sxtb16_ror8(x) the same from bytes 1 and 3 (SXTB16 with its free rotate)
  *   tm_smlad(a, b, acc)  acc + a.lo * b.lo + a.hi * b.hi   (two MACs, int16 lanes)
- *   tm_smlabb / tm_smlabt / tm_smlatb   acc + one 16x16 product of chosen halves
+ *   tm_smlabb / tm_smlabt / tm_smlatb   acc + one 16x16 product of chosen halves (_asm: as asm)
  *   tm_sxtab16(acc, x)   acc + tm_sxtb16(x), lane by lane (two int16 sums, wrapping)
  *   tm_sxtab16_ror8(acc, x)  the same with bytes 1 and 3 of x
  *   tm_sadd16(a, b)   a + b lane by lane (two int16 sums, wrapping)
@@ -33,15 +33,18 @@ static inline int32_t tm_sxtb16_ror8(uint32_t x) {
 }
 #define tm_smlad(a, b, acc) __smlad((a), (b), (acc))
 #define tm_smlabb(a, b, acc) __smlabb((a), (b), (acc))
-/* SMLABT and SMLATB as asm: through ACLE, gcc sees that only one half of an operand is used and
- * may narrow it to a 16-bit value, which under register pressure it spills and reloads as a
- * halfword (3 extra instructions each time, seen in the depthwise kernel). */
-static inline int32_t tm_smlabt(int32_t a, int32_t b, int32_t acc) {
+#define tm_smlabt(a, b, acc) __smlabt((a), (b), (acc))
+#define tm_smlatb(a, b, acc) __smlatb((a), (b), (acc))
+/* The same two as asm, for tm_fast_dw.h: through ACLE gcc sees that only one half of an operand
+ * is used and may narrow it to a 16-bit value, which under register pressure it spills and
+ * reloads as a halfword (3 extra instructions each time, seen in the specialised depthwise
+ * kernel). In tm_opt.c's depthwise the ACLE form compiles better, so both exist. */
+static inline int32_t tm_smlabt_asm(int32_t a, int32_t b, int32_t acc) {
   int32_t r;
   __asm__("smlabt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
   return r;
 }
-static inline int32_t tm_smlatb(int32_t a, int32_t b, int32_t acc) {
+static inline int32_t tm_smlatb_asm(int32_t a, int32_t b, int32_t acc) {
   int32_t r;
   __asm__("smlatb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
   return r;
@@ -73,6 +76,8 @@ static inline int32_t tm_smlad(int32_t a, int32_t b, int32_t acc) {
 static inline int32_t tm_smlabb(int32_t a, int32_t b, int32_t acc) { return acc + tm_lane(a, 0) * tm_lane(b, 0); }
 static inline int32_t tm_smlabt(int32_t a, int32_t b, int32_t acc) { return acc + tm_lane(a, 0) * tm_lane(b, 1); }
 static inline int32_t tm_smlatb(int32_t a, int32_t b, int32_t acc) { return acc + tm_lane(a, 1) * tm_lane(b, 0); }
+#define tm_smlabt_asm tm_smlabt
+#define tm_smlatb_asm tm_smlatb
 static inline int32_t tm_sadd16(int32_t a, int32_t b) { return tm_pack(tm_lane(a, 0) + tm_lane(b, 0), tm_lane(a, 1) + tm_lane(b, 1)); }
 static inline int32_t tm_sxtab16(int32_t acc, uint32_t x) { return tm_sadd16(acc, tm_sxtb16(x)); }
 static inline int32_t tm_sxtab16_ror8(int32_t acc, uint32_t x) { return tm_sadd16(acc, tm_sxtb16_ror8(x)); }

@@ -32,21 +32,21 @@ TM_FAST void tm_fast_dw_channel(const int16_t *plane, const int32_t rows, const 
       const tm_word *r0 = (const tm_word *)(const void *)(col + oy);
       const tm_word *r1 = (const tm_word *)(const void *)(col + rows + oy);
       const tm_word *r2 = (const tm_word *)(const void *)(col + 2 * rows + oy);
-      int32_t acc0 = tm_smlabt(r0[1], c0, tm_smlad(r0[0], a0, bias2));
-      int32_t acc1 = tm_smlad(r0[1], c0, tm_smlatb(r0[0], a0, bias2));
-      acc0 = tm_smlabt(r1[1], c1, tm_smlad(r1[0], a1, acc0));
-      acc1 = tm_smlad(r1[1], c1, tm_smlatb(r1[0], a1, acc1));
-      acc0 = tm_smlabt(r2[1], c2, tm_smlad(r2[0], a2, acc0));
-      acc1 = tm_smlad(r2[1], c2, tm_smlatb(r2[0], a2, acc1));
+      int32_t acc0 = tm_smlabt_asm(r0[1], c0, tm_smlad(r0[0], a0, bias2));
+      int32_t acc1 = tm_smlad(r0[1], c0, tm_smlatb_asm(r0[0], a0, bias2));
+      acc0 = tm_smlabt_asm(r1[1], c1, tm_smlad(r1[0], a1, acc0));
+      acc1 = tm_smlad(r1[1], c1, tm_smlatb_asm(r1[0], a1, acc1));
+      acc0 = tm_smlabt_asm(r2[1], c2, tm_smlad(r2[0], a2, acc0));
+      acc1 = tm_smlad(r2[1], c2, tm_smlatb_asm(r2[0], a2, acc1));
       out[0] = tm_fast_requant(acc0, m0, e, nudge, zero_point, act_min, act_max);
       out[down] = tm_fast_requant(acc1, m0, e, nudge, zero_point, act_min, act_max);
     }
     if (oy < out_h) {                          /* odd height: the last output alone */
       int32_t acc = bias2;
-      acc = tm_smlabt(col[oy + 2], c0, tm_smlad(*(const tm_word *)(const void *)(col + oy), a0, acc));
-      acc = tm_smlabt(col[rows + oy + 2], c1, tm_smlad(*(const tm_word *)(const void *)(col + rows + oy), a1, acc));
-      acc = tm_smlabt(col[2 * rows + oy + 2], c2,
-                      tm_smlad(*(const tm_word *)(const void *)(col + 2 * rows + oy), a2, acc));
+      acc = tm_smlabt_asm(col[oy + 2], c0, tm_smlad(*(const tm_word *)(const void *)(col + oy), a0, acc));
+      acc = tm_smlabt_asm(col[rows + oy + 2], c1, tm_smlad(*(const tm_word *)(const void *)(col + rows + oy), a1, acc));
+      acc = tm_smlabt_asm(col[2 * rows + oy + 2], c2,
+                          tm_smlad(*(const tm_word *)(const void *)(col + 2 * rows + oy), a2, acc));
       out[0] = tm_fast_requant(acc, m0, e, nudge, zero_point, act_min, act_max);
     }
   }
