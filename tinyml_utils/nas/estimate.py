@@ -1,7 +1,8 @@
 """Accuracy estimates that fit a CPU: train the supernet once, then score any sub-network in a second.
 
-Training: every mini-batch trains a few feasible sub-networks drawn at random (their losses are
-summed before one optimiser step), so the shared weights learn to work in every slice.
+Training: every mini-batch trains a few feasible sub-networks (their losses are averaged before
+one optimiser step): the biggest of several random draws, which keeps the weights that only big
+models use in training, and a random one, so the shared weights learn to work in every slice.
 Estimating: copy a sub-network out of the supernet, recompute its batch-norm statistics on a few
 hundred training clips (the supernet's statistics belong to no sub-network in particular), and
 measure its accuracy on held-out clips.
@@ -23,7 +24,7 @@ from .search import sample_feasible
 from .space import Arch, DesignSpace, feature_view
 from .supernet import Supernet
 
-SUPERNET_VERSION = 1  # bump when the supernet recipe changes: cached supernets are keyed by it
+SUPERNET_VERSION = 2  # bump when the supernet recipe changes: cached supernets are keyed by it
 
 
 @torch.no_grad()
@@ -104,31 +105,35 @@ class AccuracyEstimator:
         return self.cache[arch]
 
 
-def supernet_key(space: DesignSpace, constraints: Constraints, epochs: int, seed: int, source: str) -> str:
+def supernet_key(space: DesignSpace, constraints: Constraints, epochs: int, seed: int, source: str,
+                 archs_per_step: int = 2, big_first: int = 8) -> str:
     """A file name that changes whenever anything that shapes the trained supernet changes."""
-    recipe = json.dumps([repr(space), repr(constraints), epochs, seed, source, SUPERNET_VERSION])
+    recipe = json.dumps([repr(space), repr(constraints), epochs, seed, source, archs_per_step, big_first,
+                         SUPERNET_VERSION])
     return f"supernet-{space.name}-{source}-e{epochs}-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}"
 
 
 def get_supernet(space: DesignSpace, constraints: Constraints, epochs: int, source: str = "synthetic",
-                 seed: int = 0, train_subset: int | None = None, progress: bool = True):
-    """The supernet of `space` trained on `source` (first `train_subset` training clips, or all):
-    trained on first use, then loaded from the cache. Returns (supernet in eval mode, info dict)."""
+                 seed: int = 0, archs_per_step: int = 2, big_first: int = 8, progress: bool = True):
+    """The supernet of `space` trained on `source` with `train_supernet` (two sub-networks per step,
+    the first the biggest of 8 draws): trained on first use, then loaded from the cache.
+    Returns (supernet in eval mode, info dict)."""
     from ..kws_data import kws_features
 
-    key = supernet_key(space, constraints, epochs, seed, source) + (f"-n{train_subset}" if train_subset else "")
+    key = supernet_key(space, constraints, epochs, seed, source, archs_per_step, big_first)
     path = cache_dir("models") / f"{key}.pt"
     with file_lock(path.with_suffix(".lock")):
         seed_everything(seed)
         supernet = Supernet(space)
         if not path.exists():
             X, y = kws_features(source)["train"]
-            X, y = feature_view(X, space.resolution)[:train_subset], y[:train_subset]
+            X = feature_view(X, space.resolution)
             t0 = time.perf_counter()
-            history = train_supernet(supernet, constraints, (X, y), epochs=epochs, seed=seed, progress=progress)
+            history = train_supernet(supernet, constraints, (X, y), epochs=epochs, archs_per_step=archs_per_step,
+                                     big_first=big_first, seed=seed, progress=progress)
             info = {"space": space.name, "constraints": constraints.describe(), "epochs": epochs, "seed": seed,
-                    "source": source, "train_clips": len(X), "train_seconds": time.perf_counter() - t0,
-                    "history": history}
+                    "archs_per_step": archs_per_step, "big_first": big_first, "source": source,
+                    "train_clips": len(X), "train_seconds": time.perf_counter() - t0, "history": history}
             torch.save(supernet.state_dict(), path.with_suffix(".tmp"))
             path.with_suffix(".json").write_text(json.dumps(info, indent=1))
             path.with_suffix(".tmp").rename(path)

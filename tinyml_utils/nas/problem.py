@@ -16,7 +16,7 @@ from .space import DesignSpace, design_space_grid, ds_cnn_s_arch
 #: of flash for the weights, and no more MACs than DS-CNN-S (a latency budget: no slower than it).
 CONSTRAINTS = Constraints(sram_bytes=32 * 1024, flash_bytes=64 * 1024, macs=macs(ds_cnn_s_arch()))
 SPACE_SAMPLES = 2000          # architectures drawn per design space for the CDF of MACs
-SUPERNET_EPOCHS = (15, 3)     # (student, CI)
+SUPERNET_EPOCHS = (8, 2)      # (student, CI); two sub-networks per step (see estimate.get_supernet)
 
 
 def candidate_spaces() -> list[DesignSpace]:
