@@ -3,7 +3,9 @@
  * Every operator has a plain *reference* kernel (tm_ref.c: loops written like the maths, the
  * specification in C) and, where it pays, an *optimised* kernel (tm_opt.c: ARMv7E-M DSP
  * instructions through ACLE intrinsics, several outputs per inner loop, weights rearranged by the
- * code generator). Optimised kernels give the same bytes as the reference ones; the tests check it.
+ * code generator). The fastest kernels are templates (tm_fast.h) that the generated model.c
+ * instantiates once per layer shape, every shape a constant. All give the same bytes as the
+ * reference kernels; the tests check it.
  *
  * Layouts (the code generator writes the constant arrays in these orders):
  *   feature map          (H, W, C)                 channels innermost
