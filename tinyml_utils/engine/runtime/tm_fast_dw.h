@@ -13,7 +13,10 @@
  *   out[y+1] += q0.hi * A.lo + SMLAD(q1, C)        p[y+1] w0 + p[y+2] w1 + p[y+3] w2
  * so a pair of outputs costs 6 words (3 LDRD) and 12 multiply instructions, and the six weight
  * pairs stay in registers for the channel. Walking down columns (25 outputs on DS-CNN's 25 x 5
- * maps) instead of rows (5) leaves one unpaired output per column instead of one per row.
+ * maps) instead of rows (5) leaves one unpaired output per column instead of one per row. The
+ * walk down a column is unrolled (12 pairs on DS-CNN-S): with no loop counter and every offset an
+ * immediate, the loop's values fit the registers (measured: 1.88 instead of 2.38 instructions per
+ * MAC, for 1 KB more flash).
  * Channel c is copied out before output channel c is written and nothing else is touched, so
  * `output` may be `input` (in place). Scratch: 2 * rows * (w + 2 pw) bytes. */
 TM_FAST void tm_fast_dw_channel(const int16_t *plane, const int32_t rows, const int8_t *w9, const int32_t bias2,
@@ -28,6 +31,7 @@ TM_FAST void tm_fast_dw_channel(const int16_t *plane, const int32_t rows, const 
     const int16_t *col = plane + ox * rows;
     int8_t *out = output + ox * c;
     int32_t oy = 0;
+#pragma GCC unroll 16
     for (; oy + 2 <= out_h; oy += 2, out += 2 * down) {
       const tm_word *r0 = (const tm_word *)(const void *)(col + oy);
       const tm_word *r1 = (const tm_word *)(const void *)(col + rows + oy);
