@@ -221,10 +221,23 @@ def test_generated_api_names(baseline_int_model):
     for name in ("MODEL_INPUT_SIZE 490", "MODEL_OUTPUT_SIZE 12", "MODEL_ARENA_SIZE", "MODEL_NUM_LAYERS 12",
                  "MODEL_INPUT_SCALE", "MODEL_INPUT_ZERO_POINT", "model_layer_names[MODEL_NUM_LAYERS]",
                  "int8_t *model_input(void);", "const int8_t *model_output(void);", "void model_run(void);",
-                 "#ifdef MODEL_LAYER_HOOK", "void model_layer_hook(int layer, const int8_t *output, int32_t bytes);"):
+                 "#ifdef MODEL_LAYER_HOOK", "void model_layer_hook(int layer, const int8_t *output, int32_t bytes);",
+                 "MODEL_SCRATCH_OFFSET", "MODEL_SCRATCH_SIZE 8000", "int8_t *model_scratch(void);"):
         assert name in gen.header, name
     arena = int(re.search(r"MODEL_ARENA_SIZE (\d+)", gen.header).group(1))
     assert arena == gen.plan.arena_bytes <= 9 * 1024
+
+
+def test_free_region_misses_the_input():
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        model = random_intmodel(rng)
+        gen = codegen.generate(model, strategy=("naive", "first_fit")[int(rng.integers(2))])
+        offset, size = codegen.free_region(gen.plan, gen.graph)
+        start, n = gen.plan.offset(gen.graph.input), gen.graph.tensors[gen.graph.input].nbytes
+        assert 0 <= offset and offset + size <= gen.plan.arena_bytes and offset % 4 == 0
+        assert size == 0 or offset + size <= start or offset >= start + n
+        assert size >= max(start, gen.plan.arena_bytes - start - n - 3)
 
 
 @needs_arm

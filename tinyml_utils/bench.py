@@ -45,6 +45,8 @@ ANCHORS = {
 }
 #: CMSIS-NN's instructions per MAC by layer kind (issue 8), for the table.
 CMSIS_NN_PER_MAC = {"conv2d": 3.49, "depthwise": 7.79, "pointwise": 2.09}
+#: The front end's per-frame work buffers (mcu/firmware/frontend/mfcc.c): dead while the model runs.
+FRONTEND_WORK_BUFFERS = ("fft_buffer", "magnitude", "log_mel")
 TARGETS = {"instructions": 4_000_000, "arena_bytes": 9 * 1024, "ram_bytes": 16 * 1024, "flash_bytes": 48 * 1024}
 
 
@@ -79,8 +81,11 @@ def device_stream(int_model, waves: np.ndarray, board: str, workdir: Path, stack
     if not np.array_equal(run.logits, interpreter.run(int_model, windows[:, None])):
         raise AssertionError("streaming firmware: the device's logits differ from the integer interpreter's")
     stack = run.run.stack_peak_bytes
+    work = {name: n for name, n, mem in firmware.symbols() if mem == "RAM" and name in FRONTEND_WORK_BUFFERS}
     return {"flash_bytes": firmware.flash_bytes, "static_ram_bytes": firmware.static_ram_bytes, "stack_bytes": stack,
             "ram_bytes": firmware.static_ram_bytes + stack, "inferences": len(run.logits),
+            "frontend_work_buffers": work, "scratch_bytes": code.meta["generated"].header and
+            int(code.meta["generated"].header.split("MODEL_SCRATCH_SIZE ")[1].split()[0]),
             "sections": firmware.sections, "symbols": firmware.symbols(256)}
 
 
@@ -156,6 +161,11 @@ def main(argv=None) -> int:
     print(f"arena {s['arena_bytes']:,} B; streaming firmware: flash {stream['flash_bytes']:,} B, "
           f"RAM {stream['ram_bytes']:,} B = .data + .bss {stream['static_ram_bytes']:,} + stack peak "
           f"{stream['stack_bytes']:,} ({stream['inferences']} inferences checked)")
+    work = stream["frontend_work_buffers"]
+    if work and sum(work.values()) <= stream["scratch_bytes"]:
+        print(f"not done (the firmware is mcu's): the front end's per-frame buffers ({', '.join(work)}: "
+              f"{sum(work.values()):,} B of .bss) fit the arena's free region (model_scratch(), "
+              f"{stream['scratch_bytes']:,} B); placed there, RAM would be {stream['ram_bytes'] - sum(work.values()):,} B")
     for name, anchor in ANCHORS.items():
         print(f"anchor (issue 8, measured elsewhere): {name}: {anchor}")
     for key, limit in TARGETS.items():

@@ -175,6 +175,19 @@ def _call(graph: Graph, plan: Plan, op: Op, ident: str, choice: K.KernelChoice, 
     return f"{f}(&{ident}_params, {at(op.inputs[0])}, {at(op.output)});"
 
 
+def free_region(plan: Plan, graph: Graph) -> tuple[int, int]:
+    """(offset, bytes) of the largest arena region outside the model's input buffer.
+
+    Between inferences nothing in the arena is alive but the input being written, so firmware may
+    keep per-frame work buffers (a front end's FFT buffer) there instead of in .bss of their own.
+    model_run() overwrites the region, and it may hold the output: read the output first.
+    """
+    start = plan.offset(graph.input)
+    end = start + graph.tensors[graph.input].nbytes
+    end += -end % 4
+    return max((0, start), (end, max(plan.arena_bytes - end, 0)), key=lambda region: region[1])
+
+
 def plan_for(graph: Graph, kernels: str = "opt", strategy: str = "first_fit", inplace_depthwise: bool = True,
              inplace_pointwise: bool = True) -> tuple[Plan, dict]:
     """The memory plan with the scratch each chosen kernel needs, and the choices by op name."""
@@ -232,6 +245,8 @@ def generate(model: IntModel | Graph, kernels: str = "opt", prefix: str = "model
         ("INPUT_WIDTH", x.shape[1] if len(x.shape) == 3 else 1, ""),
         ("INPUT_CHANNELS", x.shape[-1], ""),
         ("MACS", graph.macs, "multiply-accumulates per inference"),
+        ("SCRATCH_OFFSET", free_region(plan, graph)[0], "bytes: arena region the application may use"),
+        ("SCRATCH_SIZE", free_region(plan, graph)[1], "between inferences (not the input; see below)"),
     ]
     define_lines = "\n".join((f"#define {P}_{k} {v}".ljust(48) + f" /* {c} */" if c else f"#define {P}_{k} {v}")
                               for k, v, c in defines)
@@ -243,7 +258,10 @@ def generate(model: IntModel | Graph, kernels: str = "opt", prefix: str = "model
 {define_lines}
 
 extern const char *const {p}_layer_names[{P}_NUM_LAYERS];
+/* {P}_SCRATCH_OFFSET/SIZE: while the input is written, the rest of the arena is free; firmware may
+ * put per-frame work buffers there ({p}_scratch()). {p}_run() overwrites them; read the output first. */
 int8_t *{p}_input(void);          /* where to write the int8 input, HWC order (inside the arena: no copy) */
+int8_t *{p}_scratch(void);        /* {P}_SCRATCH_SIZE bytes of the arena, free between inferences */
 const int8_t *{p}_output(void);   /* the int8 output after {p}_run() */
 void {p}_run(void);               /* one inference; the input buffer may be overwritten */
 
@@ -300,6 +318,8 @@ const char *const {p}_layer_names[{P}_NUM_LAYERS] = {{{names}}};
 
 {chr(10).join(body)}
 int8_t *{p}_input(void) {{ return {arena} + {plan.offset(graph.input)}; }}
+
+int8_t *{p}_scratch(void) {{ return {arena} + {P}_SCRATCH_OFFSET; }}
 
 const int8_t *{p}_output(void) {{ return {arena} + {plan.offset(graph.output)}; }}
 

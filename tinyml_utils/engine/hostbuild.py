@@ -55,10 +55,11 @@ def _table(models: list[GeneratedModel]) -> str:
     hooks = "".join(f"void {m.prefix}_layer_hook(int layer, const int8_t *out, int32_t bytes) "
                     f"{{ layer_hook(layer, out, bytes); }}\n" for m in models)
     rows = ",\n  ".join(f"{{{m.prefix}_input, {m.prefix}_output, {m.prefix}_run, {m.prefix.upper()}_INPUT_SIZE, "
-                        f"{m.prefix.upper()}_OUTPUT_SIZE}}" for m in models)
+                        f"{m.prefix.upper()}_OUTPUT_SIZE, {m.prefix}_scratch, {m.prefix.upper()}_SCRATCH_SIZE}}"
+                        for m in models)
     return ("".join(f'#include "{m.prefix}.h"\n' for m in models) +
             "typedef struct { int8_t *(*input)(void); const int8_t *(*output)(void); void (*run)(void); "
-            "int32_t in_size, out_size; } model_entry;\n" + hooks +
+            "int32_t in_size, out_size; int8_t *(*scratch)(void); int32_t scratch_size; } model_entry;\n" + hooks +
             f"static const model_entry models[{len(models)}] = {{\n  {rows}\n}};\n")
 
 
@@ -75,13 +76,15 @@ static void layer_hook(int layer, const int8_t *out, int32_t bytes) {
 }
 %(table)s
 /* stdin: records (int32 model, int32 count, int32 dump) + count inputs; stdout: per input, with
- * dump set every layer's output in order, then the model output. */
+ * dump set every layer's output in order, then the model output. Before each input the arena's
+ * free region (model_scratch()) is filled with junk, as firmware using it would leave it. */
 int main(void) {
   int32_t head[3];
   while (fread(head, sizeof head, 1, stdin) == 1) {
     const model_entry *m = &models[head[0]];
     dumping = head[2];
     for (int32_t n = 0; n < head[1]; n++) {
+      for (int32_t i = 0; i < m->scratch_size; i++) m->scratch()[i] = (int8_t)(0x5A ^ (i * 7 + n));
       if (fread(m->input(), 1, (size_t)m->in_size, stdin) != (size_t)m->in_size) return 2;
       m->run();
       fwrite(m->output(), 1, (size_t)m->out_size, stdout);
@@ -184,6 +187,8 @@ int main(void) {
   for (int32_t m = 0; m < %(num_models)d; m++) {
     for (int32_t n = 0; n < counts[m]; n++) {
       const int8_t *x = inputs[m] + n * models[m].in_size;
+      int8_t *junk = models[m].scratch();     /* the free region as firmware would leave it */
+      for (int32_t i = 0; i < models[m].scratch_size; i++) junk[i] = (int8_t)(0x5A ^ (i * 7 + n));
       int8_t *dst = models[m].input();
       for (int32_t i = 0; i < models[m].in_size; i++) dst[i] = x[i];
       num_marks = 0;
