@@ -1,16 +1,20 @@
 """Benchmark the engine on DS-CNN-S int8 on QEMU's Cortex-M4 board: instructions, arena, flash.
 
-    python -m tinyml_utils.engine.bench [--clips N] [--flags="-O3"]
+    python -m tinyml_utils.engine.bench [--clips N] [--flags="-O3"] [--kernels ref,generic,opt]
 
-Builds the cached baseline DS-CNN-S (converted with `quant.convert`) twice, with the reference
-kernels and with the optimised ones, runs test clips on QEMU `mps2-an386` with
-`-icount shift=0,align=off,sleep=off` (instructions counted by SysTick, deterministic), checks
+Builds the cached baseline DS-CNN-S (converted with `quant.convert`) with each kernel set (by
+default the reference kernels and the optimised, shape-specialised ones), runs test clips on
+QEMU `mps2-an386` with `-icount shift=0,align=off,sleep=off` (instructions counted by SysTick,
+deterministic), checks
 the outputs against the integer interpreter, and prints a per-layer table (instructions,
 instructions per MAC, kernel), the totals, the arena and the flash, then one JSON line with
 `instructions`, `arena_bytes`, `flash_bytes`, `ram_bytes` (the optimised build) and more.
 
-Per-layer counts come from the layer hook (a SysTick read after each layer, about 20
-instructions of it included in each layer); the total is one inference from `model_run()`'s
+The harness is compiled for the soft-float ABI (the emulator's default); `python -m
+tinyml_utils.bench` measures the deployment firmware (hard-float ABI), which can differ by a few
+percent per layer because gcc allocates registers differently. Per-layer counts come from the
+layer hook (a SysTick read after each layer, about 20 instructions of it included in each
+layer); the total is one inference from `model_run()`'s
 call to its return. Flash and RAM are the bytes the linker placed for the generated model and the
 runtime kernels it uses (from the map file; the test harness and start-up code are excluded).
 """
@@ -111,15 +115,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=1, help="test clips to run (and check) per build")
     parser.add_argument("--flags", default="", help='extra arm-none-eabi-gcc flags, e.g. "-O3"')
+    parser.add_argument("--kernels", default="ref,opt", help="kernel sets to build, from ref, generic, opt")
     args = parser.parse_args(argv)
     int_model, x_q, description = kws_model(args.clips)
-    results = measure(int_model, x_q, flags=args.flags.split())
+    results = measure(int_model, x_q, kernels_sets=tuple(args.kernels.split(",")), flags=args.flags.split())
     print(f"DS-CNN-S int8 on QEMU mps2-an386 (Cortex-M4), -icount shift=0: instructions per inference "
           f"(clip 1 of {len(x_q)}; every clip checked against the interpreter). Data: {description}")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(layer_table(results).to_string())
     for name, r in results.items():
-        print(f"{name:>4}: {r.instructions:>12,} instructions  arena {r.arena_bytes:,} B  flash {r.flash_bytes:,} B "
+        print(f"{name:>7}: {r.instructions:>12,} instructions  arena {r.arena_bytes:,} B  flash {r.flash_bytes:,} B "
               f"(weights and other constants {r.weights_bytes:,} B)  RAM {r.ram_bytes:,} B")
     for name, value in ANCHORS.items():
         print(f"anchor: {name}: {value:,} instructions")
