@@ -54,7 +54,7 @@ def test_quantize_model_and_finetune_lower_the_loss():
     for name, (codebook, idx) in codebooks.items():
         w = dict(q_model.named_modules())[name].weight.detach().numpy()
         assert len(np.unique(w)) <= 4 and np.array_equal(w, codebook[idx.astype(np.int64)])
-    loss = lambda m: float(nn.functional.cross_entropy(m(torch.from_numpy(X)), torch.from_numpy(y)))  # noqa: E731
+    loss = lambda m: float(nn.functional.cross_entropy(m(torch.from_numpy(X)), torch.from_numpy(y)).detach())  # noqa: E731
     before = loss(q_model)
     history = finetune_centroids(q_model, codebooks, (X, y), epochs=3, lr=1e-2, progress=False)
     assert loss(q_model) < before and len(history["train_loss"]) == 3
