@@ -8,6 +8,8 @@ def glue(name: str, value, display: bool = True):
     In the book (myst-nb) this stores the value for the prose; anywhere it prints `name = value`
     so Colab readers see the number beside the text too.
     """
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()  # NumPy scalars break {glue:text} format specs under -W: use Python numbers
     try:
         from myst_nb import glue as myst_glue
         myst_glue(name, value, display=False)
