@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from tinyml_utils import distill
 from tinyml_utils.models import DNN, DSCNN, ds_cnn_wide
 from tinyml_utils.train import fit
+from tinyml_utils.toys import toy_kws_data as toy_data
 
 
 def logits_pair(n=8, c=12, seed=0, scale=4.0):
@@ -74,14 +75,6 @@ def test_bad_arguments_say_what_is_wrong():
     X = np.zeros((10, 49, 10), np.float32)
     with pytest.raises(ValueError, match="one row per training clip"):
         distill.fit_distilled(DNN(hidden=8), np.zeros((9, 12)), (X, np.zeros(10, np.int64)), epochs=1)
-
-
-def toy_data(n=96, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 12, n)
-    X = rng.standard_normal((n, 49, 10)).astype(np.float32)
-    X[np.arange(n), y * 4, :] += 6.0  # a loud frame whose index names the class
-    return X, y.astype(np.int64)
 
 
 def test_alpha_zero_is_plain_training_and_the_helper_learns_from_the_teacher():

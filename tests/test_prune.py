@@ -15,28 +15,7 @@ from tinyml_utils import profiler, prune
 from tinyml_utils.config import at_size
 from tinyml_utils.models import DSCNN, SmallCNN, ds_cnn_s
 from tinyml_utils.train import accuracy
-
-
-def random_dscnn(channels=(16, 12, 10), seed=0):
-    """A DSCNN with random weights and random batch-norm statistics (as if trained)."""
-    torch.manual_seed(seed)
-    model = DSCNN(channels=channels)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-    return model.eval()
-
-
-def toy_data(n=96, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 12, n)
-    X = rng.standard_normal((n, 49, 10)).astype(np.float32)
-    X[np.arange(n), y * 4, :] += 6.0  # a learnable pattern: a loud frame whose index names the class
-    return X, y.astype(np.int64)
+from tinyml_utils.toys import random_dscnn, toy_kws_data as toy_data
 
 
 # --- magnitude masks -------------------------------------------------------------------------------

@@ -1,16 +1,8 @@
-import numpy as np
 import torch
 
 from tinyml_utils.models import DNN
 from tinyml_utils.train import accuracy, fit, spec_augment
-
-
-def toy_data(n=96, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 12, n)
-    X = rng.standard_normal((n, 49, 10)).astype(np.float32)
-    X[np.arange(n), y * 4, :] += 6.0  # a learnable pattern: a loud frame whose index names the class
-    return X, y.astype(np.int64)
+from tinyml_utils.toys import toy_kws_data as toy_data
 
 
 def test_fit_is_seeded_and_learns():

@@ -47,6 +47,12 @@ def spec_augment(x: torch.Tensor, gen: torch.Generator, max_time: int = 8, max_f
     return x.masked_fill(time_mask[:, :, None] | freq_mask[:, None, :], 0.0)
 
 
+def one_cycle_adamw(model: nn.Module, lr: float, weight_decay: float, steps: int):
+    """AdamW with a one-cycle schedule over `steps` steps (20 % warm-up): the course's one recipe."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
+
+
 def fit(model: nn.Module, train: tuple, val: tuple | None = None, epochs: int = 20, lr: float = 3e-3,
         batch_size: int = 64, weight_decay: float = 1e-4, seed: int = 0, augment: bool = True,
         loss_fn=None, progress: bool = True) -> dict:
@@ -60,9 +66,7 @@ def fit(model: nn.Module, train: tuple, val: tuple | None = None, epochs: int = 
     seed_everything(seed)
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     X, y = train
-    steps = epochs * ((len(X) + batch_size - 1) // batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
+    opt, sched = one_cycle_adamw(model, lr, weight_decay, epochs * ((len(X) + batch_size - 1) // batch_size))
     loss_fn = loss_fn or (lambda logits, yb, xb: nn.functional.cross_entropy(logits, yb))
     history = {"epoch": [], "train_loss": [], "val_acc": []}
     bar = tqdm(range(epochs), desc="training", disable=not progress or CI)

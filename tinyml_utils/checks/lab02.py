@@ -11,28 +11,7 @@ from torch import nn
 from . import CheckFailed, expect_close, expect_equal, passed
 from .. import prune
 from ..models import DSCNN, SmallCNN
-
-
-def _random_dscnn(channels=(16, 12, 10), seed=0) -> DSCNN:
-    """A DSCNN with random weights and random batch-norm statistics, in eval mode."""
-    torch.manual_seed(seed)
-    model = DSCNN(channels=channels)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-    return model.eval()
-
-
-def _toy_data(n=128, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 12, n)
-    X = rng.standard_normal((n, 49, 10)).astype(np.float32)
-    X[np.arange(n), y * 4, :] += 6.0  # a learnable pattern: a loud frame whose index names the class
-    return X, y.astype(np.int64)
+from ..toys import random_dscnn, toy_kws_data
 
 
 def check_magnitude_mask(magnitude_mask) -> None:
@@ -58,7 +37,7 @@ def check_magnitude_mask(magnitude_mask) -> None:
 
 def check_model_sparsity(model_sparsity) -> None:
     """model_sparsity(model) -> fraction of zeros among the Conv2d and Linear weights."""
-    for model in (_random_dscnn(), SmallCNN()):
+    for model in (random_dscnn(), SmallCNN()):
         expect_close("model_sparsity of a dense model", model_sparsity(model), 0.0, abs_=1e-12)
         for s in (0.3, 0.75):
             pruned = prune.pruned_copy(model, prune.layer_masks(model, s))
@@ -73,7 +52,7 @@ def check_model_sparsity(model_sparsity) -> None:
 
 def check_global_masks(global_masks) -> None:
     """global_masks(model, sparsity) -> {weight name: mask} with one threshold for all layers."""
-    model = _random_dscnn()
+    model = random_dscnn()
     for s in (0.2, 0.6, 0.9):
         got = global_masks(model, s)
         theirs = copy.deepcopy(model)
@@ -91,8 +70,8 @@ def check_global_masks(global_masks) -> None:
 
 def check_sensitivity_scan(sensitivity_scan) -> None:
     """sensitivity_scan(model, X, y, sparsities) -> {weight name: [accuracy at each sparsity]}."""
-    X, y = _toy_data()
-    model = _random_dscnn((8, 8))
+    X, y = toy_kws_data(128)
+    model = random_dscnn((8, 8))
     before = copy.deepcopy(model.state_dict())
     sparsities = [0.0, 0.5, 0.9]
     got = sensitivity_scan(model, X, y, sparsities)
@@ -126,7 +105,7 @@ def check_remove_channels(remove_channels) -> None:
     """remove_channels(model, kept) -> a smaller DSCNN computing what the channel-masked model computes."""
     x = torch.randn(16, 49, 10)
     for channels, keep in [((16, 12, 10), 0.5), ((8, 8, 8, 8), [8, 3, 5, 1]), ((64, 64, 64, 64, 64), 0.8)]:
-        model = _random_dscnn(channels)
+        model = random_dscnn(channels)
         kept = prune.channels_to_keep(model, keep)
         small = remove_channels(copy.deepcopy(model), kept)
         if not isinstance(small, DSCNN):
@@ -161,8 +140,8 @@ def check_sparse_bytes(sparse_bytes) -> None:
 
 def check_fine_tune_with_masks(fine_tune_with_masks) -> None:
     """fine_tune_with_masks(model, masks, X, y, steps, lr) trains while the masked weights stay zero."""
-    X, y = _toy_data(256)
-    model = _random_dscnn((8, 8)).train()
+    X, y = toy_kws_data(256)
+    model = random_dscnn((8, 8)).train()
     masks = prune.global_masks(model, 0.6)
     before = copy.deepcopy(model)
     prune.apply_masks(before, masks)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..config import CI, cache_dir, file_lock, seed_everything
-from ..train import accuracy, batches, spec_augment
+from ..train import accuracy, batches, one_cycle_adamw, spec_augment
 from .costs import Constraints, macs
 from .search import sample_feasible
 from .space import Arch, DesignSpace, feature_view
@@ -54,8 +54,7 @@ def train_supernet(supernet: Supernet, constraints: Constraints, train: tuple, e
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     X, y = train
     steps = epochs * ((len(X) + batch_size - 1) // batch_size)
-    opt = torch.optim.AdamW(supernet.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
+    opt, sched = one_cycle_adamw(supernet, lr, weight_decay, steps)
     history = {"epoch": [], "train_loss": []}
     bar = tqdm(total=steps, desc="supernet", disable=not progress or CI)
     supernet.train()

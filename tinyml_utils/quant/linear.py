@@ -12,16 +12,22 @@ INT8_MIN, INT8_MAX = -128, 127
 WEIGHT_MAX = 127  # weights use [-127, 127] so that -w is always representable (symmetric)
 
 
+def _broadcastable(scale, zero_point, ndim: int, axis: int | None):
+    """scale (float32) and zero point (int64) shaped to broadcast along `axis` of an ndim-array."""
+    scale = np.asarray(scale, dtype=np.float32)
+    zero_point = np.asarray(zero_point, dtype=np.int64)
+    if axis is not None:
+        shape = [1] * ndim
+        shape[axis] = -1
+        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+    return scale, zero_point
+
+
 def quantize(x, scale, zero_point, quant_min: int = INT8_MIN, quant_max: int = INT8_MAX,
              axis: int | None = None) -> np.ndarray:
     """Real values -> integers (int64 array). Per-channel when `axis` is given (scale/zero_point (C,))."""
     x = np.asarray(x, dtype=np.float32)
-    scale = np.asarray(scale, dtype=np.float32)
-    zero_point = np.asarray(zero_point, dtype=np.int64)
-    if axis is not None:
-        shape = [1] * x.ndim
-        shape[axis] = -1
-        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+    scale, zero_point = _broadcastable(scale, zero_point, x.ndim, axis)
     inv_scale = (np.float32(1.0) / scale).astype(np.float32)
     q = np.rint(x * inv_scale).astype(np.int64) + zero_point
     return np.clip(q, quant_min, quant_max)
@@ -30,12 +36,7 @@ def quantize(x, scale, zero_point, quant_min: int = INT8_MIN, quant_max: int = I
 def dequantize(q, scale, zero_point, axis: int | None = None) -> np.ndarray:
     """Integers -> real values (float32). Per-channel when `axis` is given."""
     q = np.asarray(q, dtype=np.int64)
-    scale = np.asarray(scale, dtype=np.float32)
-    zero_point = np.asarray(zero_point, dtype=np.int64)
-    if axis is not None:
-        shape = [1] * q.ndim
-        shape[axis] = -1
-        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+    scale, zero_point = _broadcastable(scale, zero_point, q.ndim, axis)
     return ((q - zero_point).astype(np.float32) * scale).astype(np.float32)
 
 

@@ -25,23 +25,16 @@
 static int16_t hop[MFCC_FRAME_STEP];
 static mfcc_stream_t stream;
 
-static int fail(const char *message, int code) {
-  sh_write("ERROR: ");
-  sh_write(message);
-  sh_write("\n");
-  return code;
-}
-
 int main(void) {
   _Static_assert(MODEL_INPUT_SIZE == FEATURE_BYTES, "the model must take 49 x 10 MFCC features");
   ticks_start();
   int input = sh_open("clips.bin", "rb");
-  if (input < 0) return fail("cannot open clips.bin", EXIT_NO_INPUT);
+  if (input < 0) return report_failure("cannot open clips.bin", EXIT_NO_INPUT);
   uint32_t header[4];
   if (sh_read(input, header, sizeof header) != sizeof header || header[0] != 0x4353574Bu /* "KWSC" read as a little-endian word */)
-    return fail("clips.bin: not a clip batch (bad header)", EXIT_BAD_INPUT);
+    return report_failure("clips.bin: not a clip batch (bad header)", EXIT_BAD_INPUT);
   uint32_t clips = header[1], flags = header[3];
-  if (header[2] != CLIP_SAMPLES) return fail("clips.bin: clips must have 16000 samples", EXIT_BAD_INPUT);
+  if (header[2] != CLIP_SAMPLES) return report_failure("clips.bin: clips must have 16000 samples", EXIT_BAD_INPUT);
   int features_file = (flags & WRITE_FEATURES) ? sh_open("features.bin", "wb") : -1;
   layer_dump_open();
 
@@ -57,13 +50,13 @@ int main(void) {
     mfcc_stream_reset(&stream);
     for (int32_t done = 0; done < CLIP_SAMPLES; done += MFCC_FRAME_STEP) {
       int32_t count = CLIP_SAMPLES - done < MFCC_FRAME_STEP ? CLIP_SAMPLES - done : MFCC_FRAME_STEP;
-      if (sh_read(input, hop, 2 * count) != 2 * count) return fail("clips.bin: truncated", EXIT_BAD_INPUT);
+      if (sh_read(input, hop, 2 * count) != 2 * count) return report_failure("clips.bin: truncated", EXIT_BAD_INPUT);
       uint64_t start = ticks_now();
       frames += mfcc_stream_push(&stream, hop, count, inv_scale, MODEL_INPUT_ZERO_POINT,
                                  features + frames * MFCC_NUM_COEFFS, MFCC_NUM_FRAMES - frames);
       frontend_ticks += ticks_now() - start;
     }
-    if (frames != MFCC_NUM_FRAMES) return fail("the front end did not produce 49 frames", EXIT_BAD_INPUT);
+    if (frames != MFCC_NUM_FRAMES) return report_failure("the front end did not produce 49 frames", EXIT_BAD_INPUT);
     if (features_file >= 0) sh_write_file(features_file, features, FEATURE_BYTES);
 
     layer_marks_start();
@@ -88,10 +81,5 @@ int main(void) {
   layer_dump_close();
   sh_close(input);
 
-  line_start("stack"); line_int((int32_t)stack_peak_bytes());
-  line_str(" of"); line_int((int32_t)stack_size_bytes());
-  line_str(" arena"); line_int(MODEL_ARENA_SIZE);
-  line_end();
-  if (stack_overflowed()) return fail("the stack overflowed into .bss", EXIT_STACK_OVERFLOW);
-  return EXIT_OK;
+  return report_stack_and_finish(MODEL_ARENA_SIZE);
 }

@@ -33,13 +33,6 @@ static mfcc_stream_t stream;
 static int8_t ring[MFCC_NUM_FRAMES][MFCC_NUM_COEFFS];   /* the last second of features */
 static float posteriors[MAX_WINDOW][MODEL_OUTPUT_SIZE];  /* the last `average_window` inferences */
 
-static int fail(const char *message, int code) {
-  sh_write("ERROR: ");
-  sh_write(message);
-  sh_write("\n");
-  return code;
-}
-
 /* softmax(scale * (logit - zero point)) into `out`. */
 static void softmax(const int8_t *logits, float *out) {
   int32_t largest = logits[0];
@@ -56,15 +49,15 @@ int main(void) {
   _Static_assert(MODEL_INPUT_SIZE == MFCC_NUM_FRAMES * MFCC_NUM_COEFFS, "the model must take 49 x 10 MFCCs");
   ticks_start();
   int input = sh_open("stream.bin", "rb");
-  if (input < 0) return fail("cannot open stream.bin", EXIT_NO_INPUT);
+  if (input < 0) return report_failure("cannot open stream.bin", EXIT_NO_INPUT);
   uint32_t header[7];
   if (sh_read(input, header, sizeof header) != sizeof header || header[0] != 0x5353574Bu /* "KWSS" */)
-    return fail("stream.bin: not a stream (bad header)", EXIT_BAD_INPUT);
+    return report_failure("stream.bin: not a stream (bad header)", EXIT_BAD_INPUT);
   uint32_t samples = header[1], infer_every = header[2], window = header[3], suppression = header[5];
   uint32_t flags = header[6];
   float threshold = f32_from_bits(header[4]);
   if (infer_every < 1 || window < 1 || window > MAX_WINDOW)
-    return fail("stream.bin: infer_every must be >= 1 and average_window in 1..16", EXIT_BAD_INPUT);
+    return report_failure("stream.bin: infer_every must be >= 1 and average_window in 1..16", EXIT_BAD_INPUT);
   int features_file = (flags & WRITE_FEATURES) ? sh_open("features.bin", "wb") : -1;
 
   const float inv_scale = 1.0f / MODEL_INPUT_SCALE;
@@ -73,7 +66,7 @@ int main(void) {
   const int32_t hops = (int32_t)(samples / MFCC_FRAME_STEP);
   mfcc_stream_reset(&stream);
   for (int32_t h = 0; h < hops; h++) {
-    if (sh_read(input, hop, sizeof hop) != sizeof hop) return fail("stream.bin: truncated", EXIT_BAD_INPUT);
+    if (sh_read(input, hop, sizeof hop) != sizeof hop) return report_failure("stream.bin: truncated", EXIT_BAD_INPUT);
     uint64_t start = ticks_now();
     int8_t frame[2][MFCC_NUM_COEFFS];
     int32_t made = mfcc_stream_push(&stream, hop, MFCC_FRAME_STEP, inv_scale, MODEL_INPUT_ZERO_POINT, frame[0], 2);
@@ -140,10 +133,5 @@ int main(void) {
   line_str(" post"); line_int((int32_t)post_total);
   line_str(" worst_hop"); line_int((int32_t)worst_hop);
   line_end();
-  line_start("stack"); line_int((int32_t)stack_peak_bytes());
-  line_str(" of"); line_int((int32_t)stack_size_bytes());
-  line_str(" arena"); line_int(MODEL_ARENA_SIZE);
-  line_end();
-  if (stack_overflowed()) return fail("the stack overflowed into .bss", EXIT_STACK_OVERFLOW);
-  return EXIT_OK;
+  return report_stack_and_finish(MODEL_ARENA_SIZE);
 }

@@ -1,5 +1,6 @@
 #include "report.h"
 #include "semihost.h"
+#include "startup.h"
 
 static char line[LINE_CAPACITY];
 static int32_t length;
@@ -28,4 +29,20 @@ void line_end(void) {
   line[length] = '\0';
   sh_write(line);
   length = 0;
+}
+
+int report_failure(const char *message, int code) {
+  sh_write("ERROR: ");
+  sh_write(message);
+  sh_write("\n");
+  return code;
+}
+
+int report_stack_and_finish(int32_t arena_bytes) {
+  line_start("stack"); line_int((int32_t)stack_peak_bytes());
+  line_str(" of"); line_int((int32_t)stack_size_bytes());
+  line_str(" arena"); line_int(arena_bytes);
+  line_end();
+  if (stack_overflowed()) return report_failure("the stack overflowed into .bss", EXIT_STACK_OVERFLOW);
+  return EXIT_OK;
 }

@@ -11,4 +11,11 @@ void line_str(const char *text);     /* append text */
 void line_int(int32_t value);        /* append " <value>" */
 void line_end(void);                 /* append a newline and print the line */
 
+/* Print "ERROR: <message>" and return `code`, the exit code for main to return. */
+int report_failure(const char *message, int code);
+
+/* Print the closing "stack <peak> of <size> arena <bytes>" line and return main's exit code:
+ * EXIT_OK, or EXIT_STACK_OVERFLOW if the stack grew into .bss (the painted words are gone). */
+int report_stack_and_finish(int32_t arena_bytes);
+
 #endif
