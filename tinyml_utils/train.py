@@ -88,8 +88,11 @@ def fit(model: nn.Module, train: tuple, val: tuple | None = None, epochs: int = 
     return history
 
 
-BASELINE_EPOCHS = {"ds_cnn_s": (30, 12), "small_cnn": (30, 12), "dnn": (40, 15),
-                   "ds_cnn_wide": (30, 12)}  # (student, CI)
+# Epochs per baseline: (student size, CI size). DS-CNN-S, the model every later chapter compresses
+# and the final lab deploys, gets its full recipe at both sizes (about 1.5 minutes on 2 cores), so
+# the CI run checks the accuracy target (>= 90 % on held-out voices) on the same model a student has.
+BASELINE_EPOCHS = {"ds_cnn_s": (30, 30), "small_cnn": (30, 12), "dnn": (40, 15),
+                   "ds_cnn_wide": (30, 12)}
 
 
 def get_baseline(name: str = "ds_cnn_s", source: str = "synthetic", progress: bool = True):
