@@ -126,7 +126,7 @@ def test_allocate_sparsities_gives_robust_layers_more():
     rows = {n: [0.9, 0.89 - 0.1 * (i % 3), 0.85 - 0.3 * (i % 3)] for i, n in enumerate(names)}  # i % 3 == 0: robust
     scan = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
     alloc = prune.allocate_sparsities(scan, 0.9, model, target=0.5)
-    assert 0.5 <= prune.overall_sparsity(model, alloc) <= 0.53
+    assert prune.overall_sparsity(model, alloc) == pytest.approx(0.5, abs=1e-3)  # hits the target
     robust = [alloc[n] for i, n in enumerate(names) if i % 3 == 0]
     fragile = [alloc[n] for i, n in enumerate(names) if i % 3 == 2]
     assert min(robust) > max(fragile)

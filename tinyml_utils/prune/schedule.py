@@ -57,7 +57,9 @@ def allocate_sparsities(scan, reference_accuracy: float, model: nn.Module, targe
     Each layer's scan row is read as a curve, accuracy vs sparsity (linear between scanned points).
     For an allowed drop d a layer gets the largest sparsity whose curve stays above reference - d;
     bisection finds the smallest d whose overall sparsity (weighted by layer size) reaches
-    `target` (it can overshoot a little where a layer's curve is flat).
+    `target`. Where a layer's curve is flat, its sparsity jumps as d crosses the curve, so the
+    layers that jump at that d share the rest of the budget in proportion: the result hits
+    `target` (to rounding), and comparisons with uniform pruning at `target` stay fair.
     Robust layers end up sparse, sensitive ones nearly dense.
     """
     grid = np.linspace(0.0, max_sparsity, 96)
@@ -74,11 +76,16 @@ def allocate_sparsities(scan, reference_accuracy: float, model: nn.Module, targe
 
     if overall_sparsity(model, allocation(1.0)) < target:
         raise ValueError(f"cannot reach {target:.0%} overall with at most {max_sparsity:.0%} per layer")
-    low, high = 0.0, 1.0
+    # d may be negative: pruning a little can raise a layer's measured accuracy above the
+    # reference (noise, or a mild regulariser), and at low targets d = 0 can already overshoot.
+    low, high = -1.0, 1.0
     for _ in range(40):
         mid = (low + high) / 2
         low, high = (mid, high) if overall_sparsity(model, allocation(mid)) < target else (low, mid)
-    return allocation(high)
+    below, above = allocation(low), allocation(high)             # just under and at/over the target
+    under, over = overall_sparsity(model, below), overall_sparsity(model, above)
+    share = (target - under) / (over - under) if over > under else 1.0
+    return {name: below[name] + share * (above[name] - below[name]) for name in above}
 
 
 def overall_sparsity(model: nn.Module, per_layer: dict[str, float]) -> float:
