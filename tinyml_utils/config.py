@@ -11,6 +11,29 @@ import numpy as np
 CI = os.environ.get("TINYML_CI", "") not in ("", "0")
 
 
+#: TINYML_SEED picks the course's seed (default 0). It enters every seeded training and every
+#: seeded draw in the chapters (through `course_seed`), and every model cache key (`run_tag`), so a
+#: second seed trains a second, independent set of models. The dataset itself does not change.
+SEED = int(os.environ.get("TINYML_SEED", "0"))
+
+#: TINYML_THREADS fixes the number of PyTorch threads for all training (default 1). A parallel
+#: reduction sums in an order that depends on the thread count, so the same seed on two machines
+#: with different core counts trains the same models only when the thread count is fixed.
+THREADS = int(os.environ.get("TINYML_THREADS", "1"))
+if SEED < 0 or THREADS < 1:
+    raise ValueError(f"TINYML_SEED must be >= 0 and TINYML_THREADS >= 1 (got {SEED} and {THREADS})")
+
+
+def course_seed(seed: int = 0) -> int:
+    """The seed a call with `seed` really uses: `seed` itself for TINYML_SEED=0, else shifted by 1000 per course seed."""
+    return seed + 1000 * SEED
+
+
+def run_tag() -> str:
+    """What every cached model's file name carries besides its recipe: the course seed and thread count."""
+    return f"s{SEED}-t{THREADS}"
+
+
 def at_size(student, ci):
     """Pick a value by run size: `ci` when TINYML_CI=1, else `student`."""
     return ci if CI else student
@@ -25,9 +48,12 @@ def cache_dir(*parts: str) -> Path:
 
 
 def seed_everything(seed: int = 0) -> np.random.Generator:
-    """Seed Python, NumPy and PyTorch; return a NumPy Generator for explicit use."""
+    """Seed Python, NumPy and PyTorch with `course_seed(seed)` and fix PyTorch's thread count
+    (TINYML_THREADS); return a NumPy Generator for explicit use."""
     import torch
 
+    torch.set_num_threads(THREADS)
+    seed = course_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import CI, at_size, cache_dir, file_lock, seed_everything
+from .config import CI, at_size, cache_dir, course_seed, file_lock, run_tag, seed_everything
 
 RECIPE_VERSION = 1  # bump when the baseline recipe changes: cached baselines are keyed by it
 
@@ -63,8 +63,8 @@ def fit(model: nn.Module, train: tuple, val: tuple | None = None, epochs: int = 
     """
     from tqdm.auto import tqdm
 
-    seed_everything(seed)
-    rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+    rng = seed_everything(seed)
+    gen = torch.Generator().manual_seed(course_seed(seed))
     X, y = train
     opt, sched = one_cycle_adamw(model, lr, weight_decay, epochs * ((len(X) + batch_size - 1) // batch_size))
     loss_fn = loss_fn or (lambda logits, yb, xb: nn.functional.cross_entropy(logits, yb))
@@ -104,7 +104,7 @@ def get_baseline(name: str = "ds_cnn_s", source: str = "synthetic", progress: bo
     from .models import MODEL_ZOO
 
     epochs = at_size(*BASELINE_EPOCHS[name])
-    tag = f"{name}-{source}-e{epochs}-r{RECIPE_VERSION}"
+    tag = f"{name}-{source}-e{epochs}-r{RECIPE_VERSION}-{run_tag()}"
     path = cache_dir("models") / f"{tag}.pt"
     with file_lock(path.with_suffix(".lock")):
         seed_everything(0)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import CI, cache_dir, file_lock, seed_everything
+from ..config import CI, cache_dir, course_seed, file_lock, run_tag, seed_everything
 from ..train import accuracy, batches, one_cycle_adamw, spec_augment
 from .costs import Constraints, macs
 from .search import sample_feasible
@@ -50,8 +50,8 @@ def train_supernet(supernet: Supernet, constraints: Constraints, train: tuple, e
     big sub-networks, which share the most weights, get trained every step). Returns per-epoch loss."""
     from tqdm.auto import tqdm
 
-    seed_everything(seed)
-    rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+    rng = seed_everything(seed)
+    gen = torch.Generator().manual_seed(course_seed(seed))
     X, y = train
     steps = epochs * ((len(X) + batch_size - 1) // batch_size)
     opt, sched = one_cycle_adamw(supernet, lr, weight_decay, steps)
@@ -109,7 +109,7 @@ def supernet_key(space: DesignSpace, constraints: Constraints, epochs: int, seed
     """A file name that changes whenever anything that shapes the trained supernet changes."""
     recipe = json.dumps([repr(space), repr(constraints), epochs, seed, source, archs_per_step, big_first,
                          SUPERNET_VERSION])
-    return f"supernet-{space.name}-{source}-e{epochs}-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}"
+    return f"supernet-{space.name}-{source}-e{epochs}-{run_tag()}-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}"
 
 
 def get_supernet(space: DesignSpace, constraints: Constraints, epochs: int, source: str = "synthetic",

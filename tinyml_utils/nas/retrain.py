@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from ..config import at_size, cache_dir, file_lock, seed_everything
+from ..config import at_size, cache_dir, file_lock, run_tag, seed_everything
 from ..train import BASELINE_EPOCHS, RECIPE_VERSION, accuracy, fit, get_baseline
 from .space import Arch, ds_cnn_s_arch, feature_view
 
@@ -42,7 +42,7 @@ def train_arch(arch: Arch, epochs: int, source: str = "synthetic", train_subset:
         model, info = get_baseline("ds_cnn_s", source, progress=progress)
         return model, {**info, "arch": arch.short(), "train_clips": None, "from": "get_baseline"}
     recipe = json.dumps([repr(arch), epochs, source, train_subset, seed, RECIPE_VERSION])
-    path = cache_dir("models") / f"arch-{source}-e{epochs}-{hashlib.sha1(recipe.encode()).hexdigest()[:12]}.pt"
+    path = cache_dir("models") / f"arch-{source}-e{epochs}-{run_tag()}-{hashlib.sha1(recipe.encode()).hexdigest()[:12]}.pt"
     with file_lock(path.with_suffix(".lock")):
         seed_everything(seed)
         model = arch.build()

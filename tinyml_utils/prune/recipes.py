@@ -19,7 +19,7 @@ import time
 import torch
 from torch import nn
 
-from ..config import at_size, cache_dir, file_lock, seed_everything
+from ..config import at_size, cache_dir, file_lock, run_tag, seed_everything
 from ..models import DSCNN
 from ..train import BASELINE_EPOCHS, accuracy, fit
 from .channels import channels_to_keep, remove_channels
@@ -64,7 +64,7 @@ def channel_recipe(model: DSCNN, train: tuple, val: tuple, keep: float, epochs: 
 
 
 def _tag(kind: str, name: str, source: str, epochs: int) -> str:
-    return f"pruned-{kind}-{name}-{source}-b{at_size(*BASELINE_EPOCHS[name])}-e{epochs}-r{RECIPE_VERSION}"
+    return f"pruned-{kind}-{name}-{source}-b{at_size(*BASELINE_EPOCHS[name])}-e{epochs}-r{RECIPE_VERSION}-{run_tag()}"
 
 
 def get_gradual(name: str = "ds_cnn_s", source: str = "synthetic", progress: bool = True):

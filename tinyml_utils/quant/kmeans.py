@@ -100,7 +100,7 @@ def finetune_centroids(model: nn.Module, codebooks: dict, train: tuple, epochs: 
     from ..config import CI, seed_everything
     from ..train import batches
 
-    seed_everything(seed)
+    rng = seed_everything(seed)
     modules = dict(model.named_modules())
     centroids = {name: torch.tensor(cb, dtype=torch.float32) for name, (cb, _) in codebooks.items()}
     index = {name: torch.from_numpy(idx.astype(np.int64)) for name, (_, idx) in codebooks.items()}
@@ -110,7 +110,7 @@ def finetune_centroids(model: nn.Module, codebooks: dict, train: tuple, epochs: 
     for name in centroids:
         modules[name].weight.requires_grad_(True)
     model.eval()
-    rng, history = np.random.default_rng(seed), []
+    history = []
     X, y = train
     for _ in tqdm(range(epochs), desc="centroid fine-tuning", disable=not progress or CI):
         total, count = 0.0, 0

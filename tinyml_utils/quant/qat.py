@@ -52,14 +52,14 @@ def get_qat_model(name: str = "ds_cnn_s", weight_bits: int = 8, source: str = "s
     Trained on first use (seconds to minutes), then loaded. Returns (FakeQuantModel in eval mode,
     info with the recipe, history, and the test accuracy of its integer model).
     """
-    from ..config import at_size, cache_dir, file_lock
+    from ..config import at_size, cache_dir, file_lock, run_tag
     from ..kws_data import kws_features
     from ..train import get_baseline
     from . import interpreter
 
     epochs = at_size(*QAT_EPOCHS)
     baseline, base_info = get_baseline(name, source, progress=progress)
-    tag = f"qat-{name}-w{weight_bits}-{source}-e{epochs}-b{base_info['epochs']}-r{QAT_RECIPE_VERSION}"
+    tag = f"qat-{name}-w{weight_bits}-{source}-e{epochs}-b{base_info['epochs']}-r{QAT_RECIPE_VERSION}-{run_tag()}"
     path = cache_dir("models") / f"{tag}.pt"
     with file_lock(path.with_suffix(".lock")):
         if not path.exists():
