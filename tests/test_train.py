@@ -23,3 +23,36 @@ def test_spec_augment_masks_bands():
     out = spec_augment(x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and (out == 0).any() and (out == 1).any()
     assert torch.equal(x, torch.ones(64, 49, 10))  # input untouched
+
+
+def _train_with_course_seed(monkeypatch, seed: int):
+    """A DNN trained by `fit` under TINYML_SEED=seed, from the init `seed_everything(0)` gives."""
+    from tinyml_utils import config
+
+    monkeypatch.setattr(config, "SEED", seed)
+    X, y = toy_data()
+    config.seed_everything(0)
+    model = DNN(hidden=32)
+    fit(model, (X, y), None, epochs=2, lr=1e-2, progress=False)
+    return torch.cat([p.detach().ravel() for p in model.parameters()])
+
+
+def test_course_seed_switch_trains_independent_models(monkeypatch):
+    from tinyml_utils import config
+
+    zero, zero_again, one = (_train_with_course_seed(monkeypatch, s) for s in (0, 0, 1))
+    assert torch.equal(zero, zero_again)            # same course seed: the same model
+    assert not torch.allclose(zero, one)            # another course seed: another model
+    monkeypatch.setattr(config, "SEED", 0)
+    assert config.course_seed(5) == 5               # seed 0 keeps every historical seed as it was
+    monkeypatch.setattr(config, "SEED", 2)
+    assert config.course_seed(5) == 2005 and config.run_tag() == f"s2-t{config.THREADS}"
+
+
+def test_seed_everything_fixes_the_thread_count(monkeypatch):
+    from tinyml_utils import config
+
+    monkeypatch.setattr(config, "THREADS", 1)
+    torch.set_num_threads(2)
+    config.seed_everything(0)
+    assert torch.get_num_threads() == 1
