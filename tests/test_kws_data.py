@@ -41,7 +41,7 @@ def test_corrupt_clip_names_the_file(tmp_path):
 def test_offline_download_fails_clearly(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("Network is unreachable")
-    monkeypatch.setattr(kws_data.urllib.request, "urlretrieve", offline)
+    monkeypatch.setattr(kws_data.urllib.request, "urlopen", offline)
     with pytest.raises(RuntimeError, match="source='synthetic'"):
         kws_data.download_speech_commands(tmp_path / "sc")
 

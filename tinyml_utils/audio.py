@@ -18,6 +18,10 @@ class AudioFileError(ValueError):
     """A WAV file that cannot be used: corrupt, truncated, or in a format the course does not use."""
 
 
+# The advice a damaged file's error ends with; a dataset loader replaces it with its own way back.
+REPLACE_FILE = "Delete it and regenerate or re-download the dataset."
+
+
 def read_wav(path: str | Path) -> np.ndarray:
     """Read a 16 kHz mono 16-bit WAV file into int16 samples, shape (num_samples,)."""
     path = Path(path)
@@ -25,17 +29,37 @@ def read_wav(path: str | Path) -> np.ndarray:
         with wave.open(str(path), "rb") as f:
             channels, width, rate, frames = f.getnchannels(), f.getsampwidth(), f.getframerate(), f.getnframes()
             raw = f.readframes(frames)
-    except (wave.Error, EOFError, OSError) as e:
-        raise AudioFileError(f"{path}: not a readable WAV file ({e}). Delete it and regenerate or "
-                             "re-download the dataset.") from e
+    except (wave.Error, EOFError, OSError, RuntimeError) as e:
+        # Python's wave module raises a bare RuntimeError when a chunk's size points past the end.
+        why = str(e) or ("a chunk's size points past the end of the file" if isinstance(e, RuntimeError)
+                         else type(e).__name__)
+        raise AudioFileError(f"{path}: not a readable WAV file ({why}). {REPLACE_FILE}") from e
     if (channels, width, rate) != (1, 2, SAMPLE_RATE):
         raise AudioFileError(f"{path}: expected 16 kHz mono 16-bit PCM, found {rate} Hz, {channels} "
                              f"channel(s), {8 * width}-bit. Convert it first, e.g. `sox in.wav -r 16000 "
                              f"-c 1 -b 16 out.wav`.")
     if len(raw) != frames * 2:
         raise AudioFileError(f"{path}: truncated WAV file (header says {frames} samples, found "
-                             f"{len(raw) // 2}). Delete it and regenerate or re-download the dataset.")
+                             f"{len(raw) // 2}). {REPLACE_FILE}")
     return np.frombuffer(raw, dtype="<i2").astype(np.int16)
+
+
+def require_int16(samples, what: str) -> np.ndarray:
+    """`samples` as an int16 array, or a TypeError that says how to convert it explicitly.
+
+    The course's audio is int16 (full scale 32767). Guessing the scale of other dtypes would be a
+    silent wrong answer: float audio in [-1, 1) read as int16 values is 90 dB too quiet.
+    """
+    samples = np.asarray(samples)
+    if samples.dtype == np.int16:
+        return samples
+    if np.issubdtype(samples.dtype, np.floating):
+        how = ("float audio in [-1, 1) converts with `audio.to_int16(x * 32767)`, float audio already "
+               "at int16 scale with `audio.to_int16(x)`")
+    else:
+        how = "convert it with `x.astype(np.int16)` if its values are 16-bit samples, else rescale them first"
+    raise TypeError(f"{what} takes int16 samples (full scale 32767), got {samples.dtype}: {how} "
+                    "(tinyml_utils.audio.to_int16 rounds and saturates).")
 
 
 def write_wav(path: str | Path, samples: np.ndarray) -> None:

@@ -55,14 +55,19 @@ class SynthConfig:
         return "synthetic-" + hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
-def espeak(text: str, voice: str, speed: int = 175, pitch: int = 50, amplitude: int = 100) -> np.ndarray:
-    """Speak `text` with espeak-ng; float samples at 16 kHz (int16 full scale)."""
-    cmd = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-a", str(amplitude), "--stdout", text]
+def run_espeak(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """Run espeak-ng with `args` (output captured); without espeak-ng, an error that says how to install it."""
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=30)
+        return subprocess.run(["espeak-ng", *args], capture_output=True, **kwargs)
     except FileNotFoundError:
         raise RuntimeError("espeak-ng is not installed. Install it with: sudo apt-get install -y "
                            "--no-install-recommends espeak-ng (or run ./run setup)") from None
+
+
+def espeak(text: str, voice: str, speed: int = 175, pitch: int = 50, amplitude: int = 100) -> np.ndarray:
+    """Speak `text` with espeak-ng; float samples at 16 kHz (int16 full scale)."""
+    done = run_espeak("-v", voice, "-s", str(speed), "-p", str(pitch), "-a", str(amplitude), "--stdout", text,
+                      timeout=30)
     # espeak-ng reports an unusable voice or variant only on stderr and speaks anyway with the
     # default voice; that would silently merge speakers, so any stderr output is an error.
     if done.returncode != 0 or done.stderr.strip():
@@ -73,7 +78,7 @@ def espeak(text: str, voice: str, speed: int = 175, pitch: int = 50, amplitude: 
 
 def voice_variants() -> list[str]:
     """The espeak-ng voice variants that really sound different from each other and the default."""
-    out = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=True).stdout
+    out = run_espeak("--voices=variant", text=True, check=True).stdout
     names = sorted(set(re.findall(r"!v/(\w+)\s", out)))
     seen = {hashlib.sha1(espeak("yes", "en").tobytes()).hexdigest()}
     distinct = []
@@ -190,23 +195,61 @@ def _render_and_write(args):
     write_wav(root / spec.path, render_clip(spec, noises))
 
 
+def make_noises(config: SynthConfig) -> dict[str, np.ndarray]:
+    """The dataset's background noises by kind (float, unit RMS); the same every time for a config."""
+    rng = np.random.default_rng(config.seed + 1)
+    return {kind: make_noise(kind, config.noise_seconds * SAMPLE_RATE, rng) for kind in NOISE_KINDS}
+
+
+def write_noises(root: Path, noises: dict[str, np.ndarray]) -> None:
+    """The `_background_noise_` files of the layout (peak at half of full scale)."""
+    for kind, x in noises.items():
+        write_wav(root / "_background_noise_" / f"{kind}.wav", to_int16(x / np.abs(x).max() * 16000))
+
+
+def restore_missing(root: Path, config: SynthConfig, progress: bool = True) -> int:
+    """Speak again every clip (and noise file) missing from a finished dataset, e.g. one deleted
+    because it was damaged; returns how many files were restored. Clips are seeded by their plan,
+    so a restored clip equals the original."""
+    split_of = json.loads((root / "speakers.json").read_text())["split_of_variant"]
+    # voice_variants() is sorted, and the split records every variant: the plan needs no espeak-ng.
+    specs, _ = plan_clips(config, sorted(split_of))
+    missing = [s for s in specs if not (root / s.path).exists()]
+    noise_missing = any(not (root / "_background_noise_" / f"{kind}.wav").exists() for kind in NOISE_KINDS)
+    if not missing and not noise_missing:
+        return 0
+    if progress:
+        print(f"{root}: {len(missing)} clip(s) and {'the' if noise_missing else 'no'} noise files missing; "
+              "speaking them again")
+    noises = make_noises(config)
+    if noise_missing:
+        write_noises(root, noises)
+    for spec in missing:
+        tmp = root / (spec.path + ".tmp")
+        write_wav(tmp, render_clip(spec, noises))
+        tmp.rename(root / spec.path)
+    return len(missing) + int(noise_missing)
+
+
 def generate(root: str | Path, config: SynthConfig = SynthConfig(), workers: int = 2, progress: bool = True) -> Path:
-    """Write the synthetic dataset under `root` (Speech Commands layout); returns `root`."""
+    """Write the synthetic dataset under `root` (Speech Commands layout); returns `root`.
+
+    A finished dataset (its DONE marker) is checked for missing files, which are spoken again.
+    """
     from tqdm.auto import tqdm
 
     root = Path(root)
     if (root / "DONE").exists():
+        restore_missing(root, config, progress)
         return root
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     variants = voice_variants()
     specs, split_of = plan_clips(config, variants)
-    rng = np.random.default_rng(config.seed + 1)
-    noises = {kind: make_noise(kind, config.noise_seconds * SAMPLE_RATE, rng) for kind in NOISE_KINDS}
+    noises = make_noises(config)
     for folder in {Path(s.path).parent for s in specs} | {Path("_background_noise_")}:
         (tmp / folder).mkdir(parents=True, exist_ok=True)
-    for kind, x in noises.items():
-        write_wav(tmp / "_background_noise_" / f"{kind}.wav", to_int16(x / np.abs(x).max() * 16000))
+    write_noises(tmp, noises)
     with ProcessPoolExecutor(workers) as pool:
         jobs = pool.map(_render_and_write, [(s, noises, tmp) for s in specs], chunksize=32)
         list(tqdm(jobs, total=len(specs), desc="speaking clips", disable=not progress))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .audio import CLIP_SAMPLES, SAMPLE_RATE
+from .audio import CLIP_SAMPLES, SAMPLE_RATE, require_int16
 
 FRAME_LENGTH = 480   # samples (30 ms)
 FRAME_STEP = 320     # samples (20 ms)
@@ -27,6 +27,7 @@ NUM_MFCC = 10
 LOG_FLOOR = 1e-6     # keeps log() finite on digital silence
 FRONT_END_VERSION = 1  # bump when the features change: cached features are keyed by it
 NUM_FRAMES = 1 + (CLIP_SAMPLES - FRAME_LENGTH) // FRAME_STEP  # 49
+MAX_CHANNELS = 8     # a last axis this short beside a longer one is a channel axis, not a clip
 
 
 def frame_signal(samples: np.ndarray) -> np.ndarray:
@@ -72,22 +73,49 @@ def dct_matrix(num_in: int = NUM_MEL_BINS, num_out: int = NUM_MFCC) -> np.ndarra
     return d
 
 
+def as_clips(samples, pad_or_crop: bool = False) -> np.ndarray:
+    """Check that `samples` are int16 mono clips (..., 16000) and return them as an array.
+
+    Float audio, a channel axis and other lengths are errors that say how to fix them: each would
+    otherwise give features that look fine and are wrong. With `pad_or_crop` a shorter clip is
+    zero-padded at the end and a longer one keeps its first second (what real clips need).
+    """
+    samples = require_int16(samples, "mfcc")
+    if samples.ndim == 0:
+        raise ValueError(f"mfcc takes clips shaped (..., {CLIP_SAMPLES}), got a single number")
+    if samples.ndim >= 2 and samples.shape[-1] <= MAX_CHANNELS < samples.shape[-2]:
+        raise ValueError(f"mfcc takes mono clips shaped (..., {CLIP_SAMPLES}), got shape {samples.shape}: "
+                         f"its last axis looks like {samples.shape[-1]} audio channel(s). Take one channel, "
+                         "x[..., 0], or mix them, audio.to_int16(x.mean(axis=-1)).")
+    length = samples.shape[-1]
+    if length == CLIP_SAMPLES:
+        return samples
+    if not pad_or_crop:
+        raise ValueError(f"mfcc takes clips of exactly {CLIP_SAMPLES} samples (1 s at 16 kHz), got {length} "
+                         f"(shape {samples.shape}). Cut out the second you mean with audio.pad_or_crop(x, "
+                         "offset=...), or pass pad_or_crop=True to zero-pad a shorter clip at the end and keep "
+                         "the first second of a longer one.")
+    if length < CLIP_SAMPLES:
+        pad = [(0, 0)] * (samples.ndim - 1) + [(0, CLIP_SAMPLES - length)]
+        samples = np.pad(samples, pad)
+    return samples[..., :CLIP_SAMPLES]
+
+
 def log_mel_spectrogram(samples: np.ndarray) -> np.ndarray:
-    """Log mel energies of (..., 16000) int16 or float audio, (..., 49, 40) float32."""
-    x = np.asarray(samples, dtype=np.float64) / 32768.0  # int16 full scale -> [-1, 1)
+    """Log mel energies of (..., 16000) int16 audio, (..., 49, 40) float32."""
+    x = as_clips(samples).astype(np.float64) / 32768.0  # int16 full scale -> [-1, 1)
     frames = frame_signal(x) * hann_window()
     magnitude = np.abs(np.fft.rfft(frames, n=FFT_SIZE, axis=-1))  # (..., 49, 257)
     mel = magnitude @ mel_filterbank()
     return np.log(mel + LOG_FLOOR).astype(np.float32)
 
 
-def mfcc(samples: np.ndarray) -> np.ndarray:
-    """MFCC features of (..., 16000) audio, (..., 49, 10) float32. Shorter clips are zero-padded."""
-    samples = np.asarray(samples)
-    if samples.shape[-1] < CLIP_SAMPLES:
-        pad = [(0, 0)] * (samples.ndim - 1) + [(0, CLIP_SAMPLES - samples.shape[-1])]
-        samples = np.pad(samples, pad)
-    samples = samples[..., :CLIP_SAMPLES]
+def mfcc(samples: np.ndarray, pad_or_crop: bool = False) -> np.ndarray:
+    """MFCC features of (..., 16000) int16 audio, (..., 49, 10) float32.
+
+    Other lengths are an error unless `pad_or_crop=True` (zero-pad at the end / keep the first second).
+    """
+    samples = as_clips(samples, pad_or_crop)
     return (log_mel_spectrogram(samples).astype(np.float64) @ dct_matrix()).astype(np.float32)
 
 

@@ -1,14 +1,14 @@
 """A short, readable training loop, evaluation, and the cached baseline models later chapters start from."""
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 import torch
 from torch import nn
 
-from .config import CI, at_size, cache_dir, course_seed, file_lock, run_tag, seed_everything
+from .cache import load_or_train
+from .config import CI, at_size, cache_dir, course_seed, run_tag, seed_everything
 
 RECIPE_VERSION = 1  # bump when the baseline recipe changes: cached baselines are keyed by it
 
@@ -100,25 +100,27 @@ def get_baseline(name: str = "ds_cnn_s", source: str = "synthetic", progress: bo
 
     Returns (model in eval mode, info dict with the recipe, accuracies and training time).
     """
-    from .kws_data import kws_features
+    from .kws_data import data_version, kws_features
     from .models import MODEL_ZOO
 
     epochs = at_size(*BASELINE_EPOCHS[name])
-    tag = f"{name}-{source}-e{epochs}-r{RECIPE_VERSION}-{run_tag()}"
-    path = cache_dir("models") / f"{tag}.pt"
-    with file_lock(path.with_suffix(".lock")):
+    tag = f"{name}-{data_version(source)}-e{epochs}-r{RECIPE_VERSION}-{run_tag()}"
+
+    def train():
         seed_everything(0)
         model = MODEL_ZOO[name]()
-        if not path.exists():
-            feats = kws_features(source)
-            t0 = time.perf_counter()
-            history = fit(model, feats["train"], feats["val"], epochs=epochs, progress=progress)
-            info = {"name": name, "source": source, "epochs": epochs, "recipe": RECIPE_VERSION,
-                    "train_seconds": time.perf_counter() - t0, "history": history,
-                    "val_acc": accuracy(model, *feats["val"]), "test_acc": accuracy(model, *feats["test"])}
-            torch.save(model.state_dict(), path.with_suffix(".tmp"))
-            path.with_suffix(".json").write_text(json.dumps(info, indent=1))
-            path.with_suffix(".tmp").rename(path)
-    model.load_state_dict(torch.load(path, weights_only=True))
-    model.eval()
-    return model, json.loads(path.with_suffix(".json").read_text())
+        feats = kws_features(source)
+        t0 = time.perf_counter()
+        history = fit(model, feats["train"], feats["val"], epochs=epochs, progress=progress)
+        info = {"name": name, "source": source, "epochs": epochs, "recipe": RECIPE_VERSION,
+                "train_seconds": time.perf_counter() - t0, "history": history,
+                "val_acc": accuracy(model, *feats["val"]), "test_acc": accuracy(model, *feats["test"])}
+        return model.state_dict(), info
+
+    def load(state, info):
+        seed_everything(0)  # as before training: callers see the same RNG state whether it trained or not
+        model = MODEL_ZOO[name]()
+        model.load_state_dict(state)
+        return model.eval(), info
+
+    return load_or_train(cache_dir("models") / f"{tag}.pt", train, load)

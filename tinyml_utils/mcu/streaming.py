@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, mix_at_snr, read_wav, to_int16, trim_silence
+from ..audio import SAMPLE_RATE, mix_at_snr, read_wav, require_int16, to_int16, trim_silence
 from ..kws_data import CLASSES, dataset_root
 from ..kws_synth import ACCENTS, KEYWORDS, UNKNOWN_WORDS, espeak
 from ..mfcc import FRAME_LENGTH, FRAME_STEP, NUM_FRAMES
@@ -88,7 +88,10 @@ def make_stream(seconds: float = 30.0, seed: int = 0, spacing: float = 2.0, snr_
 
 def write_stream(path: str | Path, samples: np.ndarray, config: DetectorConfig, print_logits: bool = True,
                  write_features: bool = False) -> Path:
-    """Write the firmware's stream.bin: header with the detector settings, then int16 samples."""
+    """Write the firmware's stream.bin: header with the detector settings, then the (num_samples,) int16 recording."""
+    samples = require_int16(samples, "write_stream")  # a float recording would be written as zeros
+    if samples.ndim != 1:
+        raise ValueError(f"write_stream takes one mono recording shaped (num_samples,), got shape {samples.shape}")
     flags = int(print_logits) | (2 * int(write_features))
     with open(path, "wb") as f:
         f.write(b"KWSS" + struct.pack("<IIIfII", len(samples), config.infer_every, config.average_window,

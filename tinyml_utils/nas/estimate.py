@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import CI, cache_dir, course_seed, file_lock, run_tag, seed_everything
+from ..cache import load_or_train
+from ..config import CI, cache_dir, course_seed, run_tag, seed_everything
 from ..train import accuracy, batches, one_cycle_adamw, spec_augment
 from .costs import Constraints, macs
 from .search import sample_feasible
@@ -107,9 +108,12 @@ class AccuracyEstimator:
 def supernet_key(space: DesignSpace, constraints: Constraints, epochs: int, seed: int, source: str,
                  archs_per_step: int = 2, big_first: int = 8) -> str:
     """A file name that changes whenever anything that shapes the trained supernet changes."""
+    from ..kws_data import data_version
+
     recipe = json.dumps([repr(space), repr(constraints), epochs, seed, source, archs_per_step, big_first,
                          SUPERNET_VERSION])
-    return f"supernet-{space.name}-{source}-e{epochs}-{run_tag()}-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}"
+    return (f"supernet-{space.name}-{data_version(source)}-e{epochs}-{run_tag()}-"
+            f"{hashlib.sha1(recipe.encode()).hexdigest()[:10]}")
 
 
 def get_supernet(space: DesignSpace, constraints: Constraints, epochs: int, source: str = "synthetic",
@@ -120,21 +124,24 @@ def get_supernet(space: DesignSpace, constraints: Constraints, epochs: int, sour
     from ..kws_data import kws_features
 
     key = supernet_key(space, constraints, epochs, seed, source, archs_per_step, big_first)
-    path = cache_dir("models") / f"{key}.pt"
-    with file_lock(path.with_suffix(".lock")):
+
+    def train():
         seed_everything(seed)
         supernet = Supernet(space)
-        if not path.exists():
-            X, y = kws_features(source)["train"]
-            X = feature_view(X, space.resolution)
-            t0 = time.perf_counter()
-            history = train_supernet(supernet, constraints, (X, y), epochs=epochs, archs_per_step=archs_per_step,
-                                     big_first=big_first, seed=seed, progress=progress)
-            info = {"space": space.name, "constraints": constraints.describe(), "epochs": epochs, "seed": seed,
-                    "archs_per_step": archs_per_step, "big_first": big_first, "source": source,
-                    "train_clips": len(X), "train_seconds": time.perf_counter() - t0, "history": history}
-            torch.save(supernet.state_dict(), path.with_suffix(".tmp"))
-            path.with_suffix(".json").write_text(json.dumps(info, indent=1))
-            path.with_suffix(".tmp").rename(path)
-    supernet.load_state_dict(torch.load(path, weights_only=True))
-    return supernet.eval(), json.loads(path.with_suffix(".json").read_text())
+        X, y = kws_features(source)["train"]
+        X = feature_view(X, space.resolution)
+        t0 = time.perf_counter()
+        history = train_supernet(supernet, constraints, (X, y), epochs=epochs, archs_per_step=archs_per_step,
+                                 big_first=big_first, seed=seed, progress=progress)
+        info = {"space": space.name, "constraints": constraints.describe(), "epochs": epochs, "seed": seed,
+                "archs_per_step": archs_per_step, "big_first": big_first, "source": source,
+                "train_clips": len(X), "train_seconds": time.perf_counter() - t0, "history": history}
+        return supernet.state_dict(), info
+
+    def load(state, info):
+        seed_everything(seed)  # as before training: callers see the same RNG state whether it trained or not
+        supernet = Supernet(space)
+        supernet.load_state_dict(state)
+        return supernet.eval(), info
+
+    return load_or_train(cache_dir("models") / f"{key}.pt", train, load)

@@ -12,9 +12,9 @@ import json
 import time
 
 import numpy as np
-import torch
 
-from ..config import at_size, cache_dir, file_lock, run_tag, seed_everything
+from ..cache import load_or_train
+from ..config import at_size, cache_dir, run_tag, seed_everything
 from ..train import BASELINE_EPOCHS, RECIPE_VERSION, accuracy, fit, get_baseline
 from .space import Arch, ds_cnn_s_arch, feature_view
 
@@ -36,28 +36,32 @@ def train_arch(arch: Arch, epochs: int, source: str = "synthetic", train_subset:
                seed: int = 0, progress: bool = True):
     """`arch` trained from scratch for `epochs` on `source` (cached). Returns (model in eval mode, info)
     with test and validation accuracy on the features at the architecture's resolution."""
-    from ..kws_data import kws_features
+    from ..kws_data import data_version, kws_features
 
     if is_baseline_recipe(arch, epochs, train_subset, seed):
         model, info = get_baseline("ds_cnn_s", source, progress=progress)
         return model, {**info, "arch": arch.short(), "train_clips": None, "from": "get_baseline"}
     recipe = json.dumps([repr(arch), epochs, source, train_subset, seed, RECIPE_VERSION])
-    path = cache_dir("models") / f"arch-{source}-e{epochs}-{run_tag()}-{hashlib.sha1(recipe.encode()).hexdigest()[:12]}.pt"
-    with file_lock(path.with_suffix(".lock")):
+    key = f"arch-{data_version(source)}-e{epochs}-{run_tag()}-{hashlib.sha1(recipe.encode()).hexdigest()[:12]}"
+
+    def train():
         seed_everything(seed)
         model = arch.build()
-        if not path.exists():
-            feats = {k: (feature_view(X, arch.resolution), y) for k, (X, y) in kws_features(source).items()}
-            X, y = feats["train"]
-            idx = subset_indices(len(X), train_subset, seed)
-            t0 = time.perf_counter()
-            history = fit(model, (X[idx], y[idx]), feats["val"], epochs=epochs, seed=seed, progress=progress)
-            info = {"arch": arch.short(), "epochs": epochs, "source": source, "train_clips": len(idx),
-                    "seed": seed, "train_seconds": time.perf_counter() - t0, "history": history,
-                    "val_acc": accuracy(model, *feats["val"]), "test_acc": accuracy(model, *feats["test"]),
-                    "from": "train_arch"}
-            torch.save(model.state_dict(), path.with_suffix(".tmp"))
-            path.with_suffix(".json").write_text(json.dumps(info, indent=1))
-            path.with_suffix(".tmp").rename(path)
-    model.load_state_dict(torch.load(path, weights_only=True))
-    return model.eval(), json.loads(path.with_suffix(".json").read_text())
+        feats = {k: (feature_view(X, arch.resolution), y) for k, (X, y) in kws_features(source).items()}
+        X, y = feats["train"]
+        idx = subset_indices(len(X), train_subset, seed)
+        t0 = time.perf_counter()
+        history = fit(model, (X[idx], y[idx]), feats["val"], epochs=epochs, seed=seed, progress=progress)
+        info = {"arch": arch.short(), "epochs": epochs, "source": source, "train_clips": len(idx),
+                "seed": seed, "train_seconds": time.perf_counter() - t0, "history": history,
+                "val_acc": accuracy(model, *feats["val"]), "test_acc": accuracy(model, *feats["test"]),
+                "from": "train_arch"}
+        return model.state_dict(), info
+
+    def load(state, info):
+        seed_everything(seed)  # as before training: callers see the same RNG state whether it trained or not
+        model = arch.build()
+        model.load_state_dict(state)
+        return model.eval(), info
+
+    return load_or_train(cache_dir("models") / f"{key}.pt", train, load)

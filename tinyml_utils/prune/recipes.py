@@ -13,13 +13,12 @@ Both are seeded and keyed by the baseline's run size and `RECIPE_VERSION`.
 from __future__ import annotations
 
 import copy
-import json
 import time
 
-import torch
 from torch import nn
 
-from ..config import at_size, cache_dir, file_lock, run_tag, seed_everything
+from ..cache import load_or_train
+from ..config import at_size, cache_dir, run_tag, seed_everything
 from ..models import DSCNN
 from ..train import BASELINE_EPOCHS, accuracy, fit
 from .channels import channels_to_keep, remove_channels
@@ -64,7 +63,10 @@ def channel_recipe(model: DSCNN, train: tuple, val: tuple, keep: float, epochs: 
 
 
 def _tag(kind: str, name: str, source: str, epochs: int) -> str:
-    return f"pruned-{kind}-{name}-{source}-b{at_size(*BASELINE_EPOCHS[name])}-e{epochs}-r{RECIPE_VERSION}-{run_tag()}"
+    from ..kws_data import data_version
+
+    return (f"pruned-{kind}-{name}-{data_version(source)}-b{at_size(*BASELINE_EPOCHS[name])}-e{epochs}"
+            f"-r{RECIPE_VERSION}-{run_tag()}")
 
 
 def get_gradual(name: str = "ds_cnn_s", source: str = "synthetic", progress: bool = True):
@@ -81,25 +83,27 @@ def get_gradual(name: str = "ds_cnn_s", source: str = "synthetic", progress: boo
     recipe = "L" + "_".join(f"{level:g}" for level in levels) + "-E" + "_".join(map(str, epochs))
     path = cache_dir("models") / f"{_tag('gradual', name, source, sum(epochs))}-{recipe}.pt"
     baseline, _ = get_baseline(name, source, progress=progress)
-    with file_lock(path.with_suffix(".lock")):
-        if not path.exists():
-            seed_everything(0)
-            feats = kws_features(source)
-            t0 = time.perf_counter()
-            models, history = gradual_recipe(baseline, feats["train"], feats["val"], levels, epochs, progress=progress)
-            info = {"name": name, "source": source, "levels": list(levels), "epochs_per_step": epochs,
-                    "lr": LR, "scheme": "global", "recipe": RECIPE_VERSION,
-                    "train_seconds": time.perf_counter() - t0, "history": history.reset_index().to_dict("list"),
-                    "test_acc": [accuracy(m, *feats["test"]) for m in models]}
-            torch.save([m.state_dict() for m in models], path.with_suffix(".tmp"))
-            path.with_suffix(".json").write_text(json.dumps(info, indent=1))
-            path.with_suffix(".tmp").rename(path)
-    models = []
-    for state in torch.load(path, weights_only=True):
-        model = copy.deepcopy(baseline)
-        model.load_state_dict(state)
-        models.append(model.eval())
-    return models, json.loads(path.with_suffix(".json").read_text())
+
+    def train():
+        seed_everything(0)
+        feats = kws_features(source)
+        t0 = time.perf_counter()
+        models, history = gradual_recipe(baseline, feats["train"], feats["val"], levels, epochs, progress=progress)
+        info = {"name": name, "source": source, "levels": list(levels), "epochs_per_step": epochs,
+                "lr": LR, "scheme": "global", "recipe": RECIPE_VERSION,
+                "train_seconds": time.perf_counter() - t0, "history": history.reset_index().to_dict("list"),
+                "test_acc": [accuracy(m, *feats["test"]) for m in models]}
+        return [m.state_dict() for m in models], info
+
+    def load(states, info):
+        models = []
+        for state in states:
+            model = copy.deepcopy(baseline)
+            model.load_state_dict(state)
+            models.append(model.eval())
+        return models, info
+
+    return load_or_train(path, train, load)
 
 
 def get_channel_pruned(name: str = "ds_cnn_s", source: str = "synthetic", progress: bool = True):
@@ -112,22 +116,23 @@ def get_channel_pruned(name: str = "ds_cnn_s", source: str = "synthetic", progre
     baseline, _ = get_baseline(name, source, progress=progress)
     if not isinstance(baseline, DSCNN):
         raise TypeError(f"channel pruning needs a DSCNN baseline, {name!r} is a {type(baseline).__name__}")
-    with file_lock(path.with_suffix(".lock")):
-        if not path.exists():
-            seed_everything(0)
-            feats = kws_features(source)
-            t0 = time.perf_counter()
-            small, kept, removed_acc, history = channel_recipe(baseline, feats["train"], feats["val"],
-                                                               CHANNEL_KEEP, epochs)
-            info = {"name": name, "source": source, "keep": CHANNEL_KEEP, "epochs": epochs, "lr": LR,
-                    "recipe": RECIPE_VERSION, "train_seconds": time.perf_counter() - t0,
-                    "channels": list(small.config["channels"]), "kept": [k.tolist() for k in kept],
-                    "val_acc_removed": removed_acc, "history": history,
-                    "val_acc": accuracy(small, *feats["val"]), "test_acc": accuracy(small, *feats["test"])}
-            torch.save(small.state_dict(), path.with_suffix(".tmp"))
-            path.with_suffix(".json").write_text(json.dumps(info, indent=1))
-            path.with_suffix(".tmp").rename(path)
-    info = json.loads(path.with_suffix(".json").read_text())
-    small = DSCNN(**{**baseline.config, "channels": tuple(info["channels"])})
-    small.load_state_dict(torch.load(path, weights_only=True))
-    return small.eval(), info
+
+    def train():
+        seed_everything(0)
+        feats = kws_features(source)
+        t0 = time.perf_counter()
+        small, kept, removed_acc, history = channel_recipe(baseline, feats["train"], feats["val"],
+                                                           CHANNEL_KEEP, epochs)
+        info = {"name": name, "source": source, "keep": CHANNEL_KEEP, "epochs": epochs, "lr": LR,
+                "recipe": RECIPE_VERSION, "train_seconds": time.perf_counter() - t0,
+                "channels": list(small.config["channels"]), "kept": [k.tolist() for k in kept],
+                "val_acc_removed": removed_acc, "history": history,
+                "val_acc": accuracy(small, *feats["val"]), "test_acc": accuracy(small, *feats["test"])}
+        return small.state_dict(), info
+
+    def load(state, info):
+        small = DSCNN(**{**baseline.config, "channels": tuple(info["channels"])})
+        small.load_state_dict(state)
+        return small.eval(), info
+
+    return load_or_train(path, train, load)

@@ -98,6 +98,33 @@ class _Recorder(fx.Interpreter):
         return out
 
 
+def check_calibration(calibration) -> None:
+    """Refuse calibration inputs that cannot give ranges: empty, or holding NaN or infinity.
+
+    Either would quantize silently to nonsense (a NaN min/max gives a NaN scale, no data gives no
+    range at all), so the error names the array and how to find the bad clips.
+    """
+    x = np.asarray(calibration.detach().cpu() if isinstance(calibration, torch.Tensor) else calibration)
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError(f"the calibration array is empty (shape {x.shape}): ranges are measured on real "
+                         "inputs, pass some, e.g. X_train[:512]")
+    nan, inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+    if nan or inf:
+        bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+        raise ValueError(f"the calibration array {x.shape} holds {nan} NaN and {inf} infinite values, in "
+                         f"{len(bad)} of its {len(x)} inputs (first: index {bad[0]}). Quantization ranges need "
+                         "finite inputs: fix or drop those inputs (np.isfinite(calibration) finds them).")
+
+
+def check_ranges(ranges: dict) -> None:
+    """Refuse a non-finite (lo, hi) range: the model itself produced NaN/inf, or `ranges=` held one."""
+    for name, (lo, hi) in ranges.items():
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError(f"tensor {name!r}: its calibration range ({lo}, {hi}) is not finite, so it has no "
+                             "int8 scale. The calibration inputs are finite, so the model (its weights) or "
+                             "the given ranges= produce NaN or infinity there.")
+
+
 @torch.no_grad()
 def calibrate(gm: fx.GraphModule, calibration: np.ndarray, batch_size: int = 256,
               percentile: float | None = None) -> dict:
@@ -105,6 +132,7 @@ def calibrate(gm: fx.GraphModule, calibration: np.ndarray, batch_size: int = 256
 
     `percentile` (e.g. 99.99) clips each range to that percentile of |values| instead of min/max.
     """
+    check_calibration(calibration)
     stats: dict[str, list] = {}
     for start in range(0, len(calibration), batch_size):
         rec = _Recorder(gm)
@@ -146,6 +174,7 @@ def convert(model: nn.Module, calibration: np.ndarray, ranges: dict | None = Non
             raise ValueError(f"weight_scales names {layer_name!r}, not a Conv2d/Linear of the model {weight_names}")
     found = calibrate(gm, calibration, percentile=percentile)
     found.update(ranges or {})
+    check_ranges(found)
     with torch.no_grad():
         shapes = {n: tuple(v.shape[1:]) for n, v in _record_all(gm, calibration[:1]).items()}
 

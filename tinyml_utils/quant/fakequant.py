@@ -22,7 +22,7 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from .convert import ADD_FUNCTIONS, _is_relu, calibrate, convert, trace_and_fold
+from .convert import ADD_FUNCTIONS, _is_relu, calibrate, check_ranges, convert, trace_and_fold
 from .linear import INT8_MAX, INT8_MIN, asymmetric_qparams
 
 
@@ -191,6 +191,7 @@ class FakeQuantModel(nn.Module):
         """Set every activation range from calibration inputs (min/max, as `convert`), or from `ranges`."""
         found = calibrate(self.float_model, calibration)
         found.update(ranges or {})
+        check_ranges(found)
         for name in self.points:
             self.act[name].lo.fill_(found[name][0])
             self.act[name].hi.fill_(found[name][1])

@@ -121,7 +121,17 @@ def run(model: IntModel, x_q: np.ndarray, return_all: bool = False):
         raise TypeError(f"the interpreter takes int8 inputs, got {x_q.dtype}; use quantize_input() first")
     expected = tuple(model.input_spec.shape)
     if tuple(x_q.shape[1:]) != expected:
-        x_q = x_q.reshape(len(x_q), *expected)  # e.g. (N, 49, 10) features for a (1, 49, 10) input
+        # The one shape accepted besides (N, *input shape): features without the model's channel
+        # axis, (N, 49, 10) for a (1, 49, 10) input. Any other reshape (of a transposed (N, 10, 49),
+        # say) would run and return confident nonsense.
+        if expected[:1] == (1,) and tuple(x_q.shape[1:]) == expected[1:]:
+            x_q = x_q[:, None]
+        else:
+            also = f" or (N, {', '.join(map(str, expected[1:]))})" if expected[:1] == (1,) else ""
+            name = model.meta.get("name", "model")
+            raise ValueError(f"{name}: the interpreter takes inputs shaped (N, "
+                             f"{', '.join(map(str, expected))}){also}, got {x_q.shape}. A transposed "
+                             "or flattened input must be put back in that order, not reshaped.")
     values = {model.input: x_q}
     for layer in model.layers:
         values[layer.output] = run_layer(layer, [values[n] for n in layer.inputs], model)

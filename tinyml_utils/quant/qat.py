@@ -12,11 +12,9 @@ them instead of training them again (`prepare` builds them before notebooks run 
 """
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
-import torch
 
 from .fakequant import FakeQuantModel
 
@@ -52,31 +50,33 @@ def get_qat_model(name: str = "ds_cnn_s", weight_bits: int = 8, source: str = "s
     Trained on first use (seconds to minutes), then loaded. Returns (FakeQuantModel in eval mode,
     info with the recipe, history, and the test accuracy of its integer model).
     """
-    from ..config import at_size, cache_dir, file_lock, run_tag
-    from ..kws_data import kws_features
+    from ..cache import load_or_train
+    from ..config import at_size, cache_dir, run_tag
+    from ..kws_data import data_version, kws_features
     from ..train import get_baseline
     from . import interpreter
 
     epochs = at_size(*QAT_EPOCHS)
     baseline, base_info = get_baseline(name, source, progress=progress)
-    tag = f"qat-{name}-w{weight_bits}-{source}-e{epochs}-b{base_info['epochs']}-r{QAT_RECIPE_VERSION}-{run_tag()}"
-    path = cache_dir("models") / f"{tag}.pt"
-    with file_lock(path.with_suffix(".lock")):
-        if not path.exists():
-            feats = kws_features(source)
-            t0 = time.perf_counter()
-            fq, history = qat_finetune(baseline, feats["train"], feats["val"], weight_bits, epochs,
-                                       progress=progress)
-            seconds = time.perf_counter() - t0
-            int_model = fq.to_int_model(feats["test"][0])
-            X_test, y_test = feats["test"]
-            info = {"name": name, "source": source, "weight_bits": weight_bits, "epochs": epochs,
-                    "recipe": QAT_RECIPE_VERSION, "baseline_epochs": base_info["epochs"],
-                    "train_seconds": seconds, "history": history,
-                    "int_test_acc": float((interpreter.predict(int_model, X_test) == y_test).mean())}
-            torch.save(fq.state_dict(), path.with_suffix(".tmp"))
-            path.with_suffix(".json").write_text(json.dumps(info, indent=1))
-            path.with_suffix(".tmp").rename(path)
-    fq = FakeQuantModel(baseline, weight_bits=weight_bits)
-    fq.load_state_dict(torch.load(path, weights_only=True))
-    return fq.eval(), json.loads(path.with_suffix(".json").read_text())
+    tag = (f"qat-{name}-w{weight_bits}-{data_version(source)}-e{epochs}-b{base_info['epochs']}"
+           f"-r{QAT_RECIPE_VERSION}-{run_tag()}")
+
+    def train():
+        feats = kws_features(source)
+        t0 = time.perf_counter()
+        fq, history = qat_finetune(baseline, feats["train"], feats["val"], weight_bits, epochs, progress=progress)
+        seconds = time.perf_counter() - t0
+        int_model = fq.to_int_model(feats["test"][0])
+        X_test, y_test = feats["test"]
+        info = {"name": name, "source": source, "weight_bits": weight_bits, "epochs": epochs,
+                "recipe": QAT_RECIPE_VERSION, "baseline_epochs": base_info["epochs"],
+                "train_seconds": seconds, "history": history,
+                "int_test_acc": float((interpreter.predict(int_model, X_test) == y_test).mean())}
+        return fq.state_dict(), info
+
+    def load(state, info):
+        fq = FakeQuantModel(baseline, weight_bits=weight_bits)
+        fq.load_state_dict(state)
+        return fq.eval(), info
+
+    return load_or_train(cache_dir("models") / f"{tag}.pt", train, load)

@@ -109,8 +109,9 @@ def collect_activations(model, calibration: np.ndarray, max_samples: int = 200_0
     The min and max are over all values; the sample (uniform, seeded) feeds percentile and MSE.
     `names` keeps only those nodes (e.g. the tensors `convert` quantizes).
     """
-    from .convert import _Recorder, trace_and_fold  # the converter's tracing, so node names agree
+    from .convert import _Recorder, check_calibration, trace_and_fold  # the converter's tracing, so node names agree
 
+    check_calibration(calibration)
     gm = trace_and_fold(model)
     gen = torch.Generator().manual_seed(seed)
     stats: dict[str, list] = {}
