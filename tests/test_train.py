@@ -56,3 +56,13 @@ def test_seed_everything_fixes_the_thread_count(monkeypatch):
     torch.set_num_threads(2)
     config.seed_everything(0)
     assert torch.get_num_threads() == 1
+
+
+def test_prepare_trains_every_cached_model_the_notebooks_load():
+    from tinyml_utils.prepare import BASELINES, jobs
+    from tinyml_utils.prune.recipes import GRADUAL_LEVELS
+
+    todo = jobs()
+    assert len(todo) == len(set(todo))
+    assert {f"baseline:{name}" for name in BASELINES} | {f"gradual:{name}" for name in GRADUAL_LEVELS} <= set(todo)
+    assert todo[0] == "baseline:ds_cnn_s"           # the model four other jobs fine-tune
