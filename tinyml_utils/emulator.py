@@ -6,6 +6,7 @@ path (boards, measurements, firmware) builds on these two functions in a later c
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +26,10 @@ class ToolchainMissing(RuntimeError):
 
 class EmulatorTimeout(RuntimeError):
     """The program did not stop in time on the emulator."""
+
+
+class ProgramFault(RuntimeError):
+    """The core faulted (hard, memory, bus or usage fault, or a stack overflow); the message says where."""
 
 
 @dataclass
@@ -47,7 +52,7 @@ def compile_cortex_m4(sources: list[Path], elf: Path, extra_flags: list[str] = (
     """Compile and link C sources with the smoke-test start-up code into `elf`."""
     gcc = require("arm-none-eabi-gcc")
     cmd = [gcc, *CFLAGS, *extra_flags, f"-I{CSRC}", "-T", str(CSRC / "smoke.ld"),
-           str(CSRC / "startup.c"), str(CSRC / "semihost.c"), str(CSRC / "cycles.c"), *map(str, sources),
+           *(str(CSRC / f) for f in ("startup.c", "fault.c", "semihost.c", "cycles.c")), *map(str, sources),
            "-lgcc", "-o", str(elf)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -72,21 +77,58 @@ def run_qemu(elf: Path, machine: str = "mps2-an386", timeout: float = 20.0, icou
     cmd = [qemu, "-M", machine, "-display", "none", "-monitor", "none", "-serial", "null",
            "-chardev", "stdio,id=semihosting", "-semihosting-config", "enable=on,target=native,chardev=semihosting",
            "-kernel", str(elf), *(ICOUNT if icount else [])]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    try:   # (errors="replace": a program that overwrote its own strings prints bytes that are not UTF-8)
+        done = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise EmulatorTimeout(f"{elf.name} did not finish on QEMU {machine} within {timeout:g} s and was "
                               "stopped: it probably loops forever (or waits on a breakpoint without "
                               "semihosting).") from None
+    if "Lockup" in done.stderr:
+        raise ProgramFault(f"{elf.name} locked up the core on QEMU {machine}: it faulted while handling a fault, "
+                           "which happens when the program overwrote memory that is not its own (a stack overflow "
+                           "from an endless recursion, a write through a bad pointer). QEMU said: "
+                           f"{done.stderr.strip().splitlines()[0]}")
     if done.stderr.strip():
         raise RuntimeError(f"QEMU reported an error: {done.stderr.strip()}")
     return RunResult(done.stdout, done.returncode)
 
 
+def where(elf: Path, address: int) -> str:
+    """function (file:line) of a code address in `elf`, for fault reports (the address if unknown)."""
+    a2l = require("arm-none-eabi-addr2line")
+    out = subprocess.run([a2l, "-f", "-s", "-e", str(elf), hex(address & ~1)], capture_output=True,
+                         text=True).stdout.split()
+    if len(out) < 2 or out[0] == "??":
+        return hex(address)
+    return out[0] if out[1].startswith("??") else f"{out[0]} ({out[1]})"   # no line without -g
+
+
+def check_fault(elf: Path, result: RunResult, what: str = "the program") -> None:
+    """Raise `ProgramFault` if the program reported a fault (the "FAULT:" line of csrc/fault.c).
+
+    The message names the function and line of the faulting instruction, or says that the stack
+    overflowed (that fault leaves no program counter)."""
+    line = next((l for l in result.output.splitlines() if l.startswith("FAULT:")), None)
+    if line is None:
+        return
+    if line.startswith("FAULT: stack overflow"):
+        raise ProgramFault(f"{what} overflowed its stack: the stack pointer went below the lowest address the "
+                           f"stack may use ({line[len('FAULT: '):]}). Look for a large local array (make it "
+                           "static) or a recursion that does not end.")
+    pc = re.search(r"pc=(0x[0-9a-f]+)", line)
+    place = f" in {where(elf, int(pc.group(1), 16))}" if pc else ""
+    raise ProgramFault(f"{what} crashed{place}: {line[len('FAULT: '):]}. A fault is an access to an address "
+                       "that does not exist or is not allowed (an array index out of bounds, a bad pointer), an "
+                       "unaligned access or a division by zero.")
+
+
 def run_c_program(code: str, timeout: float = 20.0) -> RunResult:
     """Compile one C file (with `int main(void)`; `#include "semihost.h"` to print, `"cycles.h"` to
-    count instructions) and run it."""
+    count instructions) and run it; a fault raises `ProgramFault` naming the function and line."""
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "main.c"
         src.write_text(code)
-        return run_qemu(compile_cortex_m4([src], Path(tmp) / "main.elf"), timeout=timeout)
+        elf = compile_cortex_m4([src], Path(tmp) / "main.elf", ["-g"])   # -g: line numbers for fault reports
+        result = run_qemu(elf, timeout=timeout)
+        check_fault(elf, result)
+        return result

@@ -4,6 +4,7 @@ the integer interpreter."""
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -106,20 +107,71 @@ def check_depthwise_in_place(depthwise_in_place) -> None:
     passed("depthwise_in_place overwrites its input channel by channel and equals the interpreter")
 
 
+#: Seconds a student's program may run before the check stops it (the cases take milliseconds).
+HOST_TIMEOUT = 10.0
+ARM_TIMEOUT = 20.0      # QEMU's start-up included
+HANG_HINT = ("look for a loop that never ends (a counter that never reaches its bound, a condition that "
+             "stays true)")
+CRASH_HINT = ("an array index out of bounds (check every array's size and every index), a pointer to "
+              "memory that is not yours, or a very large local array")
+
+
+def _run_on_host(exe: Path, stdin: bytes) -> bytes:
+    """Run the student's program; a hang, a crash or an error exit becomes a CheckFailed that says which."""
+    try:
+        done = subprocess.run([str(exe)], input=stdin, capture_output=True, timeout=HOST_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"your program did not finish within {HOST_TIMEOUT:g} s and was stopped: "
+                          f"{HANG_HINT}") from None
+    if done.returncode < 0:
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        what = {"SIGSEGV": "a segmentation fault", "SIGBUS": "a bus error", "SIGFPE": "an arithmetic error "
+                "(a division by zero?)", "SIGABRT": "an abort"}.get(name, name)
+        raise CheckFailed(f"your program crashed ({what}, {name}): look for {CRASH_HINT}")
+    if done.returncode:
+        raise CheckFailed(f"your program stopped with exit code {done.returncode}; it printed:\n"
+                          f"{done.stderr.decode(errors='replace')[-2000:]}")
+    return done.stdout
+
+
+def _run_on_arm(src: Path, workdir: Path) -> str:
+    """Compile for the Cortex-M4 and run on QEMU; a hang or a fault becomes a CheckFailed saying where."""
+    from .. import emulator
+
+    try:
+        elf = emulator.compile_cortex_m4([src], workdir / "student.elf", ["-Wno-error", "-g"])
+    except emulator.ToolchainMissing:        # a RuntimeError too, but not the student's doing
+        raise
+    except RuntimeError as e:
+        raise CheckFailed(f"your C compiles on the host but not for the Cortex-M4 (no C library there: use "
+                          f"only <stdint.h> and your own code):\n{e}") from None
+    try:
+        result = emulator.run_qemu(elf, timeout=ARM_TIMEOUT)
+        emulator.check_fault(elf, result, "your C")
+    except emulator.EmulatorTimeout:
+        raise CheckFailed(f"on the emulated Cortex-M4 your C did not finish within {ARM_TIMEOUT:g} s and was "
+                          f"stopped (on the host it did): {HANG_HINT}; a shift by 32 or more is undefined "
+                          "and differs between the two") from None
+    except emulator.ProgramFault as e:
+        raise CheckFailed(f"on the emulated Cortex-M4, {e}") from None
+    return result.output
+
+
 def _compile_and_run(c_source: str, driver: str, stdin: bytes, arm: bool = False) -> bytes | str:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "student.c"
         src.write_text("#include <stdint.h>\n" + c_source + "\n" + driver)
         if arm:
-            from .. import emulator
-            elf = emulator.compile_cortex_m4([src], Path(tmp) / "student.elf", ["-Wno-error"])
-            return emulator.run_qemu(elf).output
+            return _run_on_arm(src, Path(tmp))
         exe = Path(tmp) / "student"
         done = subprocess.run([shutil.which("gcc") or "cc", "-O2", "-std=c99", "-Wall", str(src), "-o", str(exe)],
                               capture_output=True, text=True)
         if done.returncode:
             raise CheckFailed(f"your C does not compile:\n{done.stderr[-3000:]}")
-        return subprocess.run([str(exe)], input=stdin, capture_output=True, check=True).stdout
+        return _run_on_host(exe, stdin)
 
 
 def _requant_cases(rng):
@@ -167,7 +219,11 @@ int main(void) {
         digest = 0
         for q in expected[-n:]:
             digest = (digest * 31 + int(np.uint8(q))) & 0xFFFFFFFF
-        got_arm = int(_compile_and_run(c_source, arm_driver, b"", arm=True).split()[0]) & 0xFFFFFFFF
+        printed = _compile_and_run(c_source, arm_driver, b"", arm=True).split()
+        if not printed or not printed[0].lstrip("-").isdigit():
+            raise CheckFailed(f"on the emulated Cortex-M4 the test program printed {printed[:5]} instead of "
+                              "one number")
+        got_arm = int(printed[0]) & 0xFFFFFFFF
         if got_arm != digest:
             raise CheckFailed("on the emulated Cortex-M4 your requantize gives different results than on the host "
                               "(look for undefined behaviour: signed overflow, shifts by 32 or more)")
@@ -184,9 +240,12 @@ def check_weight_array_c(weight_array_c) -> None:
         if "static const int8_t layer_weight" not in text:
             raise CheckFailed("the array must be declared `static const int8_t layer_weight[...]`")
         n = weight.size
-        driver = (f"#include <stdio.h>\nint main(void) {{ fwrite(layer_weight, 1, sizeof layer_weight, stdout); "
-                  f"return sizeof layer_weight == {n} ? 0 : 1; }}\n")
+        driver = ("#include <stdio.h>\nint main(void) { fwrite(layer_weight, 1, sizeof layer_weight, stdout); "
+                  "return 0; }\n")
         got = np.frombuffer(_compile_and_run(text, driver, b""), dtype=np.int8)
+        if len(got) != n:
+            raise CheckFailed(f"weight {shape}: your array layer_weight has {len(got)} bytes, it must have {n} "
+                              f"(one int8 per weight: {' x '.join(map(str, shape))})")
         expected = weight.transpose(0, 2, 3, 1).reshape(-1)
         if not np.array_equal(got, expected):
             raise CheckFailed(f"weight {shape}: the array's bytes are not in (C_out, kH, kW, C_in) order "

@@ -1,9 +1,10 @@
 /* The smallest start-up code for a Cortex-M: a vector table whose first two words are the initial
- * stack pointer and the reset handler, a reset handler that prepares RAM and calls main(), and a
- * fault handler that reports instead of hanging. */
+ * stack pointer and the reset handler, and a reset handler that prepares RAM and calls main().
+ * Faults go to fault.c, which reports the fault and its program counter instead of hanging. */
 #include <stdint.h>
 #include "semihost.h"
 #include "cycles.h"
+#include "fault.h"
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;  /* from the linker script */
 int main(void);
@@ -13,11 +14,6 @@ void Reset_Handler(void) {
   while (dst < &_edata) *dst++ = *src++;          /* initialised data: copy from flash to RAM */
   for (dst = &_sbss; dst < &_ebss;) *dst++ = 0;   /* zero-initialised data */
   sh_exit(main());
-}
-
-void Fault_Handler(void) {
-  sh_write("FAULT: the program crashed (hard fault, memory fault, bus fault or usage fault)\n");
-  sh_exit(99);
 }
 
 /* Cortex-M exception numbers: 1 reset, 2 NMI, 3 hard fault, 4-6 memory/bus/usage fault,

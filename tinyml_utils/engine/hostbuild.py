@@ -50,6 +50,31 @@ def _write_models(models: list[GeneratedModel], workdir: Path) -> Path:
     return all_models
 
 
+def device_inputs(models: list[GeneratedModel], inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """One int8 (N, input bytes) array per model, checked; returns them as (N, bytes) (any (N, ...) shape fits).
+
+    Refuses rather than converts: a float array cast to int8 or a wrong-size input read past its end
+    would give outputs that look plausible and are wrong.
+    """
+    if len(inputs) != len(models):
+        raise ValueError(f"{len(models)} models but {len(inputs)} input arrays: give one int8 (N, bytes) array "
+                         "per model")
+    checked = []
+    for m, x in zip(models, inputs):
+        spec = m.graph.tensors[m.graph.input]
+        nbytes = spec.nbytes
+        expected = f"int8 (N, {nbytes}) in the device's HWC order (ir.to_device_layout(x_q, {spec.nchw_shape}))"
+        x = np.asarray(x)
+        if x.dtype != np.int8:
+            raise TypeError(f"{m.prefix}: inputs must be {expected}, got dtype {x.dtype}. Quantize real-valued inputs "
+                            "first (interpreter.quantize_input) instead of casting them")
+        if x.ndim < 2 or int(np.prod(x.shape[1:])) != nbytes:
+            raise ValueError(f"{m.prefix}: each input must have {nbytes} bytes, as {expected}; got shape {x.shape}"
+                             + (" (add the batch axis: x[None])" if x.size == nbytes and x.ndim == 1 else ""))
+        checked.append(np.ascontiguousarray(x).reshape(len(x), nbytes))
+    return checked
+
+
 def _table(models: list[GeneratedModel]) -> str:
     """C declarations of a table of the models' entry points (shared by both harnesses)."""
     hooks = "".join(f"void {m.prefix}_layer_hook(int layer, const int8_t *out, int32_t bytes) "
@@ -133,14 +158,11 @@ def run_host(models: list[GeneratedModel], inputs: list[np.ndarray], layers: boo
     With `layers`, returns per model a list over layers of (N, bytes) arrays (the hook's dumps), the
     model output last.
     """
+    inputs = device_inputs(models, inputs)
     with tempfile.TemporaryDirectory() as tmp:
         exe = build_host(models, Path(tmp), flags, model_flags)
         stream = bytearray()
-        for i, (m, x) in enumerate(zip(models, inputs)):
-            x = np.ascontiguousarray(x, dtype=np.int8).reshape(len(x), -1)
-            if x.shape[1] != m.graph.tensors[m.graph.input].nbytes:
-                raise ValueError(f"{m.prefix}: inputs have {x.shape[1]} bytes, the model takes "
-                                 f"{m.graph.tensors[m.graph.input].nbytes}")
+        for i, x in enumerate(inputs):
             stream += struct.pack("<3i", i, len(x), int(layers)) + x.tobytes()
         done = subprocess.run([str(exe)], input=bytes(stream), capture_output=True, timeout=600)
         if done.returncode:
@@ -255,13 +277,13 @@ def _arm_objects(sources: list[Path], workdir: Path, flags: list[str]) -> list[P
 def run_on_qemu(models: list[GeneratedModel], inputs: list[np.ndarray], flags: list[str] = (),
                 timeout: float = 300.0, workdir: Path | None = None) -> QemuResult:
     """Build the models for the Cortex-M4 (extra gcc `flags`, e.g. ["-O3"]) and run them on QEMU."""
+    inputs = device_inputs(models, inputs)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         all_models = _write_models(models, work)
         arrays = []
-        for i, (m, x) in enumerate(zip(models, inputs)):
-            x = np.ascontiguousarray(x, dtype=np.int8).reshape(len(x), -1)
+        for i, x in enumerate(inputs):
             body = ",".join(str(int(v)) for v in x.ravel())
             arrays.append(f"static const int8_t inputs_{i}[{max(x.size, 1)}] = {{{body or '0'}}};")
         ptrs = ", ".join(f"inputs_{i}" for i in range(len(models)))
@@ -277,6 +299,7 @@ def run_on_qemu(models: list[GeneratedModel], inputs: list[np.ndarray], flags: l
         emulator.compile_cortex_m4(objects, elf, [ARM_FLAGS[2], f"-Wl,-Map={work / 'models.map'}", *flags])
         memory = memory_by_object((work / "models.map").read_text())
         result = emulator.run_qemu(elf, timeout=timeout)
+        emulator.check_fault(elf, result, "the generated models on QEMU")
     if result.exit_code != 0:
         raise RuntimeError(f"the program on QEMU exited with {result.exit_code}: {result.output[-2000:]}")
     lines = result.output.splitlines()

@@ -117,8 +117,16 @@ def to_device_layout(x: np.ndarray, nchw_shape) -> np.ndarray:
     """Interpreter tensors (N, C, H, W) or (N, C) -> device bytes (N, bytes) in HWC order, int8.
 
     Use it to compare the interpreter's `return_all` tensors with per-layer dumps from the device.
+    Integer tensors only: real values must be quantized first (a cast would truncate them silently).
     """
-    x = np.asarray(x).reshape(-1, *nchw_shape)
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise TypeError(f"to_device_layout takes quantized integer tensors, got dtype {x.dtype}: quantize real "
+                        "values first (interpreter.quantize_input, or quant.linear.quantize with the tensor's "
+                        "scale and zero point)")
+    if x.size and (x.min() < -128 or x.max() > 127):
+        raise ValueError(f"to_device_layout: values must fit int8 [-128, 127], got [{x.min()}, {x.max()}]")
+    x = x.reshape(-1, *nchw_shape)
     if len(nchw_shape) == 3:
         x = x.transpose(0, 2, 3, 1)
     return np.ascontiguousarray(x.reshape(len(x), -1)).astype(np.int8)
@@ -163,6 +171,18 @@ def _lift_conv(layer, op: Op, c_in: int, h: int, w: int) -> Op:
     return op
 
 
+def _shape_error(model: IntModel, name: str, shape: tuple) -> str:
+    """Why a tensor of `shape` has no device layout, and, for the model's input, how to give it one."""
+    message = f"tensor {name!r} has shape {shape}: the engine stores (C, H, W) feature maps and (C,) vectors"
+    if name == model.input and len(shape) == 2:
+        message = (f"the model's input {name!r} has shape {shape}, without a channel axis: the engine stores "
+                   f"(C, H, W) feature maps and (C,) vectors. Convert the model with calibration data of shape "
+                   f"(N, 1, {shape[0]}, {shape[1]}), e.g. convert(model, X[:, None]) for X of shape "
+                   f"(N, {shape[0]}, {shape[1]}) (a model that begins with nn.Flatten, like models.DNN, "
+                   "takes it unchanged), and give it inputs of that shape")
+    return message
+
+
 def from_intmodel(model: IntModel) -> Graph:
     """Lift an `IntModel` to the engine's graph (device shapes, operator kinds, MACs); checks everything."""
     for layer in model.layers:        # before validate(), whose message knows only the specification
@@ -170,6 +190,9 @@ def from_intmodel(model: IntModel) -> Graph:
             raise UnsupportedOperator(f"layer {layer.name}: the engine has no kernel for op {layer.op!r}. "
                                       f"Supported: {SUPPORTED}")
     model.validate()
+    for name, t in model.tensors.items():
+        if len(t.shape) not in (1, 3):
+            raise UnsupportedOperator(_shape_error(model, name, tuple(t.shape)))
     tensors = {name: Tensor(name, device_shape(t.shape), float(t.scale), int(t.zero_point), tuple(t.shape))
                for name, t in model.tensors.items()}
     ops = []

@@ -8,6 +8,9 @@ board, the region and the bytes over. Sizes come from the ELF's section headers:
 
 * flash = vector table + code + constants + the initial values of .data (copied to RAM at reset);
 * static RAM = .data + .bss (the stack comes on top; `run.py` measures its peak on the device).
+
+The stack sits at the bottom of RAM, below .data and .bss (`firmware/board_template.ld`), with a
+guard below it (`firmware/startup.c`): a stack that overflows faults instead of overwriting data.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import emulator
 from ..emulator import CSRC, require
 from .boards import Board, get_board, linker_script
 
@@ -72,6 +76,11 @@ class Firmware:
         return self.sections.get(".bss", 0)
 
     @property
+    def stack_bytes(self) -> int:
+        """Bytes of the stack region: the RAM that .data and .bss leave (at least `stack_reserve`)."""
+        return self.sections.get(".stack", 0)
+
+    @property
     def static_ram_bytes(self) -> int:
         """.data + .bss: RAM in use before the stack."""
         return self.data_bytes + self.bss_bytes
@@ -101,10 +110,7 @@ class Firmware:
 
     def where(self, address: int) -> str:
         """function (file:line) of a code address, for fault reports."""
-        a2l = require("arm-none-eabi-addr2line")
-        out = subprocess.run([a2l, "-f", "-s", "-e", str(self.elf), hex(address & ~1)], capture_output=True,
-                             text=True).stdout.split()
-        return f"{out[0]} ({out[1]})" if len(out) >= 2 else hex(address)
+        return emulator.where(self.elf, address)
 
 
 def section_sizes(elf: Path) -> dict:
@@ -138,7 +144,8 @@ def build(sources: list, board: str | Board, out_dir: str | Path, include_dirs: 
     cmd = [gcc, *board.cflags, *CFLAGS, *extra_flags,
            *(f"-D{k}" if v is None else f"-D{k}={v}" for k, v in defines.items()),
            *(f"-I{d}" for d in [CSRC, FIRMWARE, *include_dirs]),
-           str(FIRMWARE / "startup.c"), str(CSRC / "semihost.c"), str(CSRC / "cycles.c"), *map(str, sources),
+           str(FIRMWARE / "startup.c"), *(str(CSRC / f) for f in ("fault.c", "semihost.c", "cycles.c")),
+           *map(str, sources),
            "-T", str(script), *LDFLAGS, "-o", str(elf)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:

@@ -21,8 +21,9 @@ from .. import emulator
 from .build import Firmware
 
 EXIT_MESSAGES = {2: "the firmware could not open an input file",
-                 3: "the firmware found its input file truncated or in the wrong format",
-                 4: "the stack overflowed into .bss (use a board with more SRAM, or less stack)"}
+                 3: "the firmware found its input file truncated or in the wrong format"}
+EXIT_STACK_OVERFLOW = 4    # firmware/startup.h, csrc/fault.h
+EXIT_FAULT = 99
 
 
 class DeviceError(RuntimeError):
@@ -31,6 +32,10 @@ class DeviceError(RuntimeError):
 
 class DeviceFault(DeviceError):
     """The core faulted (hard, memory, bus or usage fault); the message names the function."""
+
+
+class StackOverflow(DeviceError):
+    """The stack outgrew its region (the guard below it faulted, or it used its last word)."""
 
 
 @dataclass
@@ -62,7 +67,8 @@ def run(firmware: Firmware, workdir: str | Path, timeout: float = 60.0) -> Devic
     """Run `firmware` on its board's QEMU machine; semihosting files are relative to `workdir`.
 
     Raises `EmulatorTimeout` if it runs longer than `timeout` seconds of host time, `DeviceFault`
-    on a fault (naming the function and line), `DeviceError` on any other non-zero exit code.
+    on a fault (naming the function and line), `StackOverflow` when the stack outgrew the RAM that
+    .data and .bss leave, `DeviceError` on any other non-zero exit code.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +84,14 @@ def run(firmware: Firmware, workdir: str | Path, timeout: float = 60.0) -> Devic
     if done.exit_code == 0:
         return done
     tail = "\n".join(done.output.splitlines()[-5:])
-    if done.exit_code == 99:
+    if done.exit_code == EXIT_STACK_OVERFLOW:
+        fw = firmware
+        raise StackOverflow(
+            f"the stack overflowed on {fw.board.label()}: the program needs more than the {fw.stack_bytes:,} bytes "
+            f"of stack that .data + .bss ({fw.static_ram_bytes:,} bytes) leave of the {fw.board.ram_bytes:,} bytes "
+            "of SRAM. Use less stack (a large local array: make it static; a deep or endless recursion), less "
+            f"static RAM (a smaller arena or buffers), or a board with more SRAM. The device printed:\n{tail}")
+    if done.exit_code == EXIT_FAULT:
         pc = re.search(r"pc=(0x[0-9a-f]+)", done.output)
         where = f" in {firmware.where(int(pc.group(1), 16))}" if pc else ""
         raise DeviceFault(f"the core faulted{where} on {firmware.board.name}. The device printed:\n{tail}")

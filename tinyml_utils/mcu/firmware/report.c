@@ -43,6 +43,6 @@ int report_stack_and_finish(int32_t arena_bytes) {
   line_str(" of"); line_int((int32_t)stack_size_bytes());
   line_str(" arena"); line_int(arena_bytes);
   line_end();
-  if (stack_overflowed()) return report_failure("the stack overflowed into .bss", EXIT_STACK_OVERFLOW);
+  if (stack_overflowed()) return report_failure("the stack used its last word", EXIT_STACK_OVERFLOW);
   return EXIT_OK;
 }

@@ -15,7 +15,7 @@ void line_end(void);                 /* append a newline and print the line */
 int report_failure(const char *message, int code);
 
 /* Print the closing "stack <peak> of <size> arena <bytes>" line and return main's exit code:
- * EXIT_OK, or EXIT_STACK_OVERFLOW if the stack grew into .bss (the painted words are gone). */
+ * EXIT_OK, or EXIT_STACK_OVERFLOW if the stack used its last word (no painted word is left). */
 int report_stack_and_finish(int32_t arena_bytes);
 
 #endif

@@ -1,10 +1,12 @@
-/* Start-up code: the vector table, the reset handler and the fault handlers.
+/* Start-up code: the vector table, the reset handler and the stack guard.
  *
  * A Cortex-M core starts by reading two words at the start of flash: the initial stack pointer
  * and the address of the reset handler. Everything a C program takes for granted (initialised
- * globals, zeroed globals, a working FPU) is done here, in plain C, before main(). */
+ * globals, zeroed globals, a working FPU) is done here, in plain C, before main(). Faults go to
+ * csrc/fault.c, which reports them (a stack overflow included) instead of hanging. */
 #include <stdint.h>
 #include "cycles.h"
+#include "fault.h"
 #include "semihost.h"
 #include "startup.h"
 
@@ -12,12 +14,40 @@
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _sstack, _estack;
 int main(void);
 
-/* System Control Block registers. */
+/* System Control Block and memory protection unit (Armv7-M) registers. */
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)  /* coprocessor access control */
-#define SCB_CFSR (*(volatile uint32_t *)0xE000ED28u)   /* configurable fault status */
-#define SCB_HFSR (*(volatile uint32_t *)0xE000ED2Cu)   /* hard fault status */
-#define SCB_MMFAR (*(volatile uint32_t *)0xE000ED34u)  /* memory-management fault address */
-#define SCB_BFAR (*(volatile uint32_t *)0xE000ED38u)   /* bus fault address */
+#define MPU_CTRL (*(volatile uint32_t *)0xE000ED94u)   /* MPU control */
+#define MPU_RBAR (*(volatile uint32_t *)0xE000ED9Cu)   /* region base address (and region number) */
+#define MPU_RASR (*(volatile uint32_t *)0xE000EDA0u)   /* region attributes and size */
+
+/* The largest stack guard: 256 MB below RAM stays clear of flash, which starts at address 0. */
+#define STACK_GUARD_MAX_BYTES (1u << 28)
+
+/* The stack is the lowest part of RAM (see the linker script), so a stack that overflows leaves
+ * RAM. Writes there would not stop the program (QEMU ignores them; a real part may have another
+ * memory there), so the guard makes them fault, and csrc/fault.c reports a stack overflow:
+ * - Armv8-M (Cortex-M55) has a stack limit register: the core faults (STKOF) as soon as the
+ *   stack pointer goes below MSPLIM;
+ * - Armv7-M (Cortex-M4, M7) has none: an MPU region without access rights covers the memory
+ *   just below RAM (as large as the address's alignment allows, up to 256 MB), so that even a
+ *   large stack frame that jumps past the bottom faults on its first write.
+ * Both are checked by the hardware on every access: no instruction is added to the program. */
+static void stack_guard_enable(void) {
+#if defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
+  __asm__ volatile("msr msplim, %0" : : "r"(&_sstack));
+#else
+  uint32_t bottom = (uint32_t)&_sstack;
+  uint32_t size = bottom & (0u - bottom);   /* the largest power of two that divides the address */
+  if (size > STACK_GUARD_MAX_BYTES) size = STACK_GUARD_MAX_BYTES;
+  MPU_RBAR = (bottom - size) | (1u << 4) | 0u;     /* base, VALID, region 0 */
+  MPU_RASR = (1u << 28)                            /* XN: no instruction fetch */
+             | (0u << 24)                          /* AP = 0: no access at all */
+             | ((31u - (uint32_t)__builtin_clz(size) - 1u) << 1)  /* SIZE: 2^(SIZE + 1) bytes */
+             | 1u;                                 /* enable the region */
+  MPU_CTRL = (1u << 2) | 1u;   /* PRIVDEFENA: elsewhere the default memory map; enable the MPU */
+  __asm__ volatile("dsb\n isb" ::: "memory");
+#endif
+}
 
 void Reset_Handler(void) {
   /* 1. Enable the FPU (coprocessors 10 and 11, full access) before any floating-point
@@ -32,11 +62,14 @@ void Reset_Handler(void) {
   while (dst < &_edata) *dst++ = *src++;
   for (dst = &_sbss; dst < &_ebss;) *dst++ = 0;
 
-  /* 3. Paint the free stack (from the end of .bss up to just below the current stack pointer)
+  /* 3. Paint the free stack (from the start of RAM up to just below the current stack pointer)
    *    so that stack_peak_bytes() can later find the deepest word ever written. */
   uint32_t *sp;
   __asm__ volatile("mov %0, sp" : "=r"(sp));
   for (dst = &_sstack; dst < sp - 4;) *dst++ = STACK_PAINT;
+
+  /* 4. Make running off the bottom of the stack a fault, not a silent overwrite. */
+  stack_guard_enable();
 
   sh_exit(main());
 }
@@ -50,38 +83,6 @@ uint32_t stack_peak_bytes(void) {
 }
 
 int stack_overflowed(void) { return _sstack != STACK_PAINT; }
-
-/* A fault stacks r0-r3, r12, lr, pc and xPSR on the stack in use, then enters the handler.
- * The assembly shim passes that frame and the exception number to fault_report(). */
-static const char *const fault_names[] = {"?", "?", "NMI", "hard fault", "memory-management fault",
-                                          "bus fault", "usage fault", "secure fault"};
-
-__attribute__((used, noreturn)) void fault_report(const uint32_t *frame, uint32_t ipsr) {
-  uint32_t number = ipsr & 0x1FFu, cfsr = SCB_CFSR;
-  sh_write("FAULT: ");
-  sh_write(number < 8 ? fault_names[number] : "unexpected exception");
-  sh_write(" pc="); sh_write_hex(frame[6]);
-  sh_write(" lr="); sh_write_hex(frame[5]);
-  sh_write(" cfsr="); sh_write_hex(cfsr);
-  sh_write(" hfsr="); sh_write_hex(SCB_HFSR);
-  if (cfsr & (1u << 7)) { sh_write(" address="); sh_write_hex(SCB_MMFAR); }         /* MMARVALID */
-  else if (cfsr & (1u << 15)) { sh_write(" address="); sh_write_hex(SCB_BFAR); }    /* BFARVALID */
-  if (cfsr & (1u << 25)) sh_write(" (division by zero)");
-  if (cfsr & (1u << 24)) sh_write(" (unaligned access)");
-  if (cfsr & (1u << 19)) sh_write(" (coprocessor disabled: FPU not enabled?)");
-  sh_write("\n");
-  sh_exit(EXIT_FAULT);
-}
-
-__attribute__((naked)) void Fault_Handler(void) {
-  __asm__ volatile(
-      "tst lr, #4\n"       /* bit 2 of EXC_RETURN: which stack held the frame */
-      "ite eq\n"
-      "mrseq r0, msp\n"
-      "mrsne r0, psp\n"
-      "mrs r1, ipsr\n"
-      "b fault_report\n");
-}
 
 /* Cortex-M exception numbers: 1 reset, 2 NMI, 3 hard fault, 4-6 memory/bus/usage fault,
  * 7 secure fault (Armv8-M), 11 SVCall, 12 debug monitor, 14 PendSV, 15 SysTick. No device
