@@ -11,7 +11,7 @@ configuration, with each failing cell and the last line of its error. Exits 1 on
     python tools/robustness.py --notebooks book/03_quantization_basics.ipynb
 
 The models of every configuration share one cache (their file names carry seed and threads).
-Slow: about half an hour per configuration on 2 cores. `./run robustness` calls this.
+Slow: about 16 minutes per configuration on 2 cores (half of it training). `./run robustness` calls this.
 """
 from __future__ import annotations
 
