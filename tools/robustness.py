@@ -108,7 +108,7 @@ def main() -> int:
     print(f"\n| {'notebook'.ljust(width)} | {header} |")
     print(f"| {'-' * width} |" + "|".join(" --- " for _ in args.configs) + "|")
     for nb in notebooks:
-        cells = [sum(1 for f in results[c] if f[0].endswith(nb) or nb.endswith(f[0])) for c in args.configs]
+        cells = [sum(1 for f in results[c] if f[0] == nb) for c in args.configs]
         print(f"| {nb.ljust(width)} | " + " | ".join(f"{n:^5}" for n in cells) + " |")
     total = sum(len(found) for found in results.values())
     for config, found in results.items():
