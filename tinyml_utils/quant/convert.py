@@ -9,28 +9,17 @@ biases int32 with scale s_in * s_w[c], requantization multipliers as (M0, shift)
 from __future__ import annotations
 
 import copy
-import operator
 
 import numpy as np
 import torch
 from torch import fx, nn
 
 from ..models import AddChannel
-from .fixedpoint import quantize_multiplier, quantize_multipliers
-from .intmodel import IntModel, Layer, TensorSpec
-from .linear import asymmetric_qparams, quantize, quantize_bias, quantize_weights
+from .intmodel import IntModel
+from .lowering import ADD_FUNCTIONS, SUPPORTED, Lowering, UnsupportedOperator
 
-SUPPORTED = ("Conv2d (any kernel, stride, symmetric padding, groups), Linear, BatchNorm1d/2d directly after "
-             "Conv2d/Linear (folded), ReLU and ReLU6 directly after Conv2d/Linear/add (fused), "
-             "AdaptiveAvgPool2d(1), AvgPool2d and MaxPool2d without padding, Flatten, Dropout, Identity, "
-             "AddChannel, residual add (a + b)")
-PASS_THROUGH = (nn.Dropout, nn.Identity, AddChannel)
-ADD_FUNCTIONS = (operator.add, torch.add)
-RELU_FUNCTIONS = (torch.relu, nn.functional.relu)
-
-
-class UnsupportedOperator(ValueError):
-    """A layer the integer specification does not cover."""
+__all__ = ["ADD_FUNCTIONS", "SUPPORTED", "UnsupportedOperator", "calibrate", "check_calibration",
+           "check_ranges", "convert", "fold_batchnorm", "trace_and_fold"]
 
 
 class _Tracer(fx.Tracer):
@@ -75,19 +64,6 @@ def trace_and_fold(model: nn.Module) -> fx.GraphModule:
     return gm
 
 
-def _is_relu(node, modules) -> str | None:
-    """'relu' / 'relu6' if the node is such an activation, else None."""
-    if node.op == "call_module" and isinstance(modules.get(node.target), nn.ReLU6):
-        return "relu6"
-    if node.op == "call_module" and isinstance(modules.get(node.target), nn.ReLU):
-        return "relu"
-    if node.op == "call_function" and node.target in RELU_FUNCTIONS:
-        return "relu"
-    if node.op == "call_function" and node.target is nn.functional.relu6:
-        return "relu6"
-    return None
-
-
 class _Recorder(fx.Interpreter):
     """Runs the folded model and keeps every node's output (for calibration ranges)."""
 
@@ -107,7 +83,7 @@ def check_calibration(calibration) -> None:
     x = np.asarray(calibration.detach().cpu() if isinstance(calibration, torch.Tensor) else calibration)
     if x.ndim == 0 or len(x) == 0:
         raise ValueError(f"the calibration array is empty (shape {x.shape}): ranges are measured on real "
-                         "inputs, pass some, e.g. X_train[:512]")
+                         "inputs, pass some, e.g. deployed.calibration_clips(X_train)")
     nan, inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
     if nan or inf:
         bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
@@ -177,67 +153,11 @@ def convert(model: nn.Module, calibration: np.ndarray, ranges: dict | None = Non
     check_ranges(found)
     with torch.no_grad():
         shapes = {n: tuple(v.shape[1:]) for n, v in _record_all(gm, calibration[:1]).items()}
-
-    alias: dict[str, str] = {}        # fx node name -> tensor name it produces
-    tensors: dict[str, TensorSpec] = {}
-    layers: list[Layer] = []
-
-    def new_tensor(node_name: str, shape, qparams=None) -> str:
-        scale, zp = qparams if qparams is not None else asymmetric_qparams(*found[node_name])
-        tensors[node_name] = TensorSpec(node_name, tuple(int(s) for s in shape), float(scale), int(zp))
-        alias[node_name] = node_name
-        return node_name
-
-    def activation_of(node):
-        users = list(node.users)
-        return _is_relu(users[0], modules) if len(users) == 1 else None
-
+    lowering = Lowering(modules, found, shapes, bits_of, weight_scales or {})
     for node in gm.graph.nodes:
-        if node.op == "placeholder":
-            new_tensor(node.name, shapes[node.name])
-            input_name = node.name
-            continue
-        if node.op == "output":
-            output_name = alias[node.args[0].name]
-            continue
-        src = alias.get(node.args[0].name) if node.args and isinstance(node.args[0], fx.Node) else None
-        mod = modules.get(node.target) if node.op == "call_module" else None
-        if isinstance(mod, PASS_THROUGH) or (node.op == "call_method" and node.target == "contiguous"):
-            if isinstance(mod, AddChannel):  # the model input becomes (1, H, W)
-                tensors[src].shape = shapes[node.name]
-            alias[node.name] = src
-        elif _is_relu(node, modules):
-            if node.name not in alias:
-                raise UnsupportedOperator(f"{node.name}: a ReLU must directly follow the only use of a "
-                                          f"Conv2d, Linear or add. Supported: {SUPPORTED}")
-        elif isinstance(mod, (nn.Conv2d, nn.Linear)) or (node.op == "call_function" and node.target in ADD_FUNCTIONS):
-            act = activation_of(node)
-            out_node = list(node.users)[0].name if act else node.name
-            out = new_tensor(out_node, shapes[out_node])
-            alias[node.name] = out
-            spec_in, spec_out = tensors[src], tensors[out]
-            act_min, act_max = -128, 127
-            if act:
-                act_min = max(-128, spec_out.zero_point)
-                if act == "relu6":
-                    act_max = min(127, spec_out.zero_point + round(6.0 / spec_out.scale))
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                layers.append(_weight_layer(node.name, mod, src, out, spec_in, spec_out, act_min, act_max,
-                                            bits_of[node.target], (weight_scales or {}).get(node.target)))
-            else:
-                other = alias[node.args[1].name]
-                layers.append(_add_layer(node.name, src, other, out, tensors, act_min, act_max))
-        elif isinstance(mod, (nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d)):
-            layers.append(_pool_layer(node.name, mod, src, shapes[node.args[0].name]))
-            new_tensor(node.name, shapes[node.name], (tensors[src].scale, tensors[src].zero_point))
-        elif isinstance(mod, nn.Flatten) or (node.op == "call_function" and node.target is torch.flatten) \
-                or (node.op == "call_method" and node.target in ("flatten", "view", "reshape")):
-            layers.append(Layer("flatten", node.name, [src], node.name))
-            new_tensor(node.name, shapes[node.name], (tensors[src].scale, tensors[src].zero_point))
-        else:
-            what = type(mod).__name__ if mod is not None else f"{node.op} {getattr(node.target, '__name__', node.target)}"
-            raise UnsupportedOperator(f"{node.name}: {what} is not in the integer specification. Supported: {SUPPORTED}")
-    int_model = IntModel(tensors, layers, input_name, output_name, {"name": name})
+        lowering.visit(node)
+    int_model = IntModel(lowering.tensors, lowering.layers, lowering.input_name, lowering.output_name,
+                         {"name": name})
     int_model.validate()
     return int_model
 
@@ -262,51 +182,3 @@ def _weight_bits_by_layer(weight_bits, names) -> dict:
     if bad:
         raise ValueError(f"weight bits must be 2..8 (stored in int8 arrays), got {bad}")
     return bits
-
-
-def _weight_layer(name, mod, src, out, spec_in, spec_out, act_min, act_max, bits: int = 8,
-                  scale=None) -> Layer:
-    qmax = 2 ** (bits - 1) - 1
-    if scale is None:
-        w_q, w_scale = quantize_weights(mod.weight.detach().numpy(), axis=0, qmax=qmax)
-    else:
-        w_scale = np.asarray(scale, dtype=np.float32)
-        w_q = quantize(mod.weight.detach().numpy(), w_scale, np.zeros(len(w_scale), np.int64), -qmax, qmax,
-                       axis=0).astype(np.int8)
-    bias = mod.bias.detach().numpy() if mod.bias is not None else np.zeros(w_q.shape[0], np.float32)
-    m0, shift = quantize_multipliers(np.float64(spec_in.scale) * w_scale.astype(np.float64) / spec_out.scale)
-    arrays = {"weight": w_q, "bias": quantize_bias(bias, spec_in.scale, w_scale), "multiplier": m0,
-              "shift": shift, "weight_scale": w_scale.astype(np.float32)}
-    attrs = {"act_min": act_min, "act_max": act_max}
-    if bits != 8:
-        attrs["weight_bits"] = bits
-    if isinstance(mod, nn.Conv2d):
-        if isinstance(mod.padding, str) or mod.dilation != (1, 1) or mod.padding_mode != "zeros":
-            raise UnsupportedOperator(f"{name}: Conv2d needs numeric zero padding and dilation 1. Supported: {SUPPORTED}")
-        attrs.update(stride=tuple(mod.stride), padding=tuple(mod.padding), groups=mod.groups)
-        return Layer("conv2d", name, [src], out, attrs, arrays)
-    return Layer("linear", name, [src], out, attrs, arrays)
-
-
-def _add_layer(name, a, b, out, tensors, act_min, act_max, left_shift: int = 20) -> Layer:
-    s_a, s_b, s_out = tensors[a].scale, tensors[b].scale, tensors[out].scale
-    twice_max = 2 * max(s_a, s_b)
-    m_a, sh_a = quantize_multiplier(s_a / twice_max)
-    m_b, sh_b = quantize_multiplier(s_b / twice_max)
-    m_out, sh_out = quantize_multiplier(twice_max / ((1 << left_shift) * s_out))
-    attrs = dict(left_shift=left_shift, multiplier_a=m_a, shift_a=sh_a, multiplier_b=m_b, shift_b=sh_b,
-                 multiplier_out=m_out, shift_out=sh_out, act_min=act_min, act_max=act_max)
-    return Layer("add", name, [a, b], out, attrs)
-
-
-def _pool_layer(name, mod, src, in_shape) -> Layer:
-    if isinstance(mod, nn.AdaptiveAvgPool2d):
-        if mod.output_size not in (1, (1, 1)):
-            raise UnsupportedOperator(f"{name}: only AdaptiveAvgPool2d(1) (global pooling) is supported")
-        return Layer("avgpool", name, [src], name, {"kernel": tuple(in_shape[1:]), "stride": (1, 1)})
-    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
-    if pair(mod.padding) != (0, 0) or getattr(mod, "ceil_mode", False) or pair(getattr(mod, "dilation", 1)) != (1, 1):
-        raise UnsupportedOperator(f"{name}: pooling must have no padding, no ceil_mode and no dilation")
-    op = "avgpool" if isinstance(mod, nn.AvgPool2d) else "maxpool"
-    stride = pair(mod.stride if mod.stride is not None else mod.kernel_size)
-    return Layer(op, name, [src], name, {"kernel": pair(mod.kernel_size), "stride": stride})

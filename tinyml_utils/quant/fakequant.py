@@ -22,7 +22,8 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from .convert import ADD_FUNCTIONS, _is_relu, calibrate, check_ranges, convert, trace_and_fold
+from .convert import ADD_FUNCTIONS, calibrate, check_ranges, convert, trace_and_fold
+from .lowering import is_relu
 from .linear import INT8_MAX, INT8_MIN, asymmetric_qparams
 
 
@@ -150,7 +151,7 @@ class FakeQuantModel(nn.Module):
                 if mod is not None:
                     self.input_point[node.target] = alias[src]
                 users = list(node.users)
-                out = users[0].name if len(users) == 1 and _is_relu(users[0], modules) else node.name
+                out = users[0].name if len(users) == 1 and is_relu(users[0], modules) else node.name
                 points.append(out)
                 alias[node.name] = alias[out] = out
                 if mod is not None:
