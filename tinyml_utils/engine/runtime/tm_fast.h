@@ -23,10 +23,14 @@
  * gcc's pre-register-allocation scheduler (-fschedule-insns, on at -O2 for ARM) interleaves the
  * unrolled loop so aggressively that the accumulators spill to the stack (measured: 1.44 instead
  * of 1.01 instructions per MAC for the pointwise block), so the generated model.c turns it off
- * for itself with a pragma. */
+ * for itself with a pragma.
+ *
+ * Each template's spec (preconditions, scratch bytes, the wrapper that instantiates it) is in
+ * engine/kernels_fast.py; debug builds (-DTM_DEBUG) assert the preconditions on entry (tm_debug.h). */
 #ifndef TM_FAST_H
 #define TM_FAST_H
 #include <stdint.h>
+#include "tm_debug.h"
 #include "tm_dsp.h"
 #include "tm_requant.h"
 
@@ -45,6 +49,12 @@
 #endif
 #define TM_FAST_PIXELS 3            /* pixels per block of the matrix kernels */
 
+/* Debug builds: the rounding constant (2 z + 1) 2^(e-1) fits (1 <= e <= 22), and no accumulator
+ * reaches 2^30 (K products of at most `per_term` onto the bias, stored doubled). */
+#define TM_FAST_ASSERT_REQUANT(e, bias2, channels, k, per_term)                   \
+  TM_ASSERT(tm_exponents_in((e), (channels), 1, 22));                             \
+  TM_ASSERT(tm_accumulator_bounded((bias2), (channels), 2, (k), (per_term)))
+
 /* A 32-bit read of two int16 plane entries that the compiler may not reorder around the int16
  * writes (may_alias) and may merge into LDRD (aligned). */
 typedef int32_t tm_word __attribute__((may_alias, aligned(4)));
@@ -53,7 +63,7 @@ typedef int32_t tm_word __attribute__((may_alias, aligned(4)));
  * tm_requant.h computes q = clamp(((y + 2^(e-1) - [y < 0]) >> e) + z) with y = round(acc m0 / 2^31)
  * = SMMULR(2 acc, m0) and e = -shift. Two exact rewrites make it shorter:
  * - the zero point joins the rounding constant: (a >> e) + z = (a + z 2^e) >> e, so
- *   nudge = 2^(e-1) + z 2^e = (2z + 1) 2^(e-1) (|nudge| < 2^29 when e <= 22, checked by kernels.py);
+ *   nudge = 2^(e-1) + z 2^e = (2z + 1) 2^(e-1) (|nudge| < 2^29 when e <= 22, checked by kernels_fast.py);
  * - with a ReLU clamp (act_min >= z), the - [y < 0] term does not matter: for y < 0 both forms give
  *   a value <= z, which the clamp lifts to act_min. Then y + nudge is one SMMLAR. */
 TM_FAST int32_t tm_fast_nudge(int32_t e, int32_t zero_point) { return (2 * zero_point + 1) * (1 << (e - 1)); }
@@ -168,6 +178,8 @@ TM_FAST void tm_fast_pointwise(const int8_t *input, int8_t *output, int32_t *pai
                                const int32_t *bias2, const int32_t *m0, const uint8_t *e, const int32_t pixels,
                                const int32_t c_in, const int32_t c_out, const int32_t zero_point,
                                const int32_t act_min, const int32_t act_max) {
+  TM_ASSERT(pixels >= 1 && c_in >= 1 && c_out >= 1);
+  TM_FAST_ASSERT_REQUANT(e, bias2, c_out, c_in, 128 * 128);
   const int32_t blocks = (c_in + 3) / 4;
   int32_t i = 0;
   for (; i + TM_FAST_PIXELS <= pixels; i += TM_FAST_PIXELS) {
@@ -230,6 +242,8 @@ TM_FAST void tm_fast_conv2d(const int8_t *input, int8_t *output, int8_t *scratch
                             const int32_t c_out, const int32_t kh, const int32_t kw, const int32_t sh,
                             const int32_t sw, const int32_t ph, const int32_t pw, const int32_t z_in,
                             const int32_t zero_point, const int32_t act_min, const int32_t act_max) {
+  TM_ASSERT(out_h == tm_out_size(h, kh, sh, ph) && out_w == tm_out_size(in_w, kw, sw, pw));
+  TM_FAST_ASSERT_REQUANT(e, bias2, c_out, kh * kw * c_in, 128 * 128);
   const int32_t k = kh * kw * c_in, blocks = (k + 3) / 4, pixels = out_h * out_w;
   int32_t *pairs = (int32_t *)(void *)(scratch + ((TM_FAST_PIXELS * k + 3) & ~3));
   int32_t i = 0;

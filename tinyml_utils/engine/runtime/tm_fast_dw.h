@@ -61,6 +61,8 @@ TM_FAST void tm_fast_depthwise3x3(const int8_t *input, int8_t *output, int16_t *
                                   const int32_t w, const int32_t c, const int32_t ph, const int32_t pw,
                                   const int32_t z_in, const int32_t zero_point, const int32_t act_min,
                                   const int32_t act_max) {
+  TM_ASSERT(h >= 1 && w >= 1 && c >= 1 && h + 2 * ph >= 3 && w + 2 * pw >= 3);
+  TM_FAST_ASSERT_REQUANT(e, bias2, c, 9, 255 * 128);
   const int32_t rows = (h + 2 * ph + 1) & ~1, cols = w + 2 * pw;
   const int32_t out_h = h + 2 * ph - 2, out_w = w + 2 * pw - 2, minus_2z = -2 * z_in;
   for (int32_t i = 0; i < rows * cols; i++) plane[i] = 0;        /* the border stays 0 (= real 0) */
@@ -96,6 +98,7 @@ TM_FAST int8_t tm_fast_average(int32_t sum, const int32_t count) {
 TM_FAST void tm_fast_avgpool(const int8_t *input, int8_t *output, const int32_t w, const int32_t c,
                              const int32_t out_h, const int32_t out_w, const int32_t kh, const int32_t kw,
                              const int32_t sh, const int32_t sw) {
+  TM_ASSERT(kh * kw <= 256 && out_w == tm_out_size(w, kw, sw, 0));   /* int16 lane sums cannot wrap */
   const int32_t count = kh * kw, c4 = c & ~3;
   for (int32_t oy = 0; oy < out_h; oy++)
     for (int32_t ox = 0; ox < out_w; ox++) {

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include "tm_runtime.h"
 
+/* One value per kernel spec with an `opcode` (engine/kernels_ref.py, kernels_opt.py), named there;
+ * a test checks this enum and the switch in tm_interp.c against the specs. */
 enum tm_op {
   TM_VIEW, TM_CONV2D_REF, TM_DEPTHWISE_REF, TM_DEPTHWISE_INPLACE_REF, TM_POINTWISE_REF,
   TM_POINTWISE_INPLACE_REF, TM_FULLY_CONNECTED_REF, TM_AVGPOOL_REF, TM_MAXPOOL_REF, TM_ADD_REF,

@@ -11,16 +11,26 @@
  * 3. Work moved to code-generation time: the zero point of the input is folded into the bias,
  *    sum_k (x_k - z) w_k = sum_k x_k w_k - z sum_k w_k, so the loop multiplies raw int8 values;
  *    the weights of each channel pair are interleaved in blocks of 4 (`interleave_pairs` in
- *    codegen.py) so one pointer walks both rows.
+ *    engine/weight_layouts.py) so one pointer walks both rows.
  * 4. Requantization fused into the store, in the cheaper form `tm_mbqm_right` (the generator has
  *    checked its conditions for the layer: multipliers below 0.5 and |acc| < 2^30, else it emits
  *    the reference kernel).
  * 5. Depthwise: one channel at a time, copied (minus its zero point) into a zero-padded int16
  *    buffer, so the window needs no bounds checks; for 3x3 stride 1, two outputs per step with the
  *    weight pairs in registers. The same loop runs in place (output over input).
+ *
+ * Each kernel's spec (preconditions, scratch bytes, call arguments) is in engine/kernels_opt.py;
+ * debug builds (-DTM_DEBUG) assert the preconditions on entry (tm_debug.h).
  */
 #include "tm_runtime.h"
+#include "tm_debug.h"
 #include "tm_dsp.h"
+
+/* Debug builds: what the requantization `tm_mbqm_right` needs, every multiplier below 0.5 and no
+ * accumulator reaching 2^30 (K products of at most `per_term` onto the bias). */
+#define TM_ASSERT_REQUANT(p, k, per_term)                                    \
+  TM_ASSERT(tm_shifts_in((p)->shift, (p)->out_c, -31, -1));                  \
+  TM_ASSERT(tm_accumulator_bounded((p)->bias, (p)->out_c, 1, (k), (per_term)))
 
 /* Output quantization of one layer, copied into locals: stores through int8_t pointers may alias
  * anything, so a kernel that read p->... after each store would reload it every time. */
@@ -155,6 +165,8 @@ static void matmul_1_pixel(const tm_conv_params *p, int32_t k_len, const int8_t 
 }
 
 void tm_pointwise_opt(const tm_conv_params *p, const int8_t *input, int8_t *output, int8_t *scratch) {
+  TM_ASSERT(p->kernel_h == 1 && p->kernel_w == 1 && p->out_h == p->in_h && p->out_w == p->in_w);
+  TM_ASSERT_REQUANT(p, p->in_c, 128 * 128);
   const int32_t pixels = p->in_h * p->in_w;
   int32_t i = 0;
   for (; i + 2 <= pixels; i += 2)
@@ -165,6 +177,9 @@ void tm_pointwise_opt(const tm_conv_params *p, const int8_t *input, int8_t *outp
 /* Two pixels at a time into scratch, then back over the two input pixels they came from.
  * Scratch: the two pixels' outputs (2 * out_c bytes, rounded up to 4), then the unpacked inputs. */
 void tm_pointwise_inplace_opt(const tm_conv_params *p, int8_t *data, int8_t *scratch) {
+  TM_ASSERT(p->kernel_h == 1 && p->kernel_w == 1 && p->in_c == p->out_c);
+  TM_ASSERT(p->out_h == p->in_h && p->out_w == p->in_w);
+  TM_ASSERT_REQUANT(p, p->in_c, 128 * 128);
   const int32_t pixels = p->in_h * p->in_w, c = p->out_c;
   int32_t *pairs = (int32_t *)(void *)(scratch + ((2 * c + 3) & ~3));
   int32_t i = 0;
@@ -180,6 +195,8 @@ void tm_pointwise_inplace_opt(const tm_conv_params *p, int8_t *data, int8_t *scr
 }
 
 void tm_fully_connected_opt(const tm_conv_params *p, const int8_t *input, int8_t *output) {
+  TM_ASSERT(p->in_h == 1 && p->in_w == 1 && p->out_h == 1 && p->out_w == 1);
+  TM_ASSERT_REQUANT(p, p->in_c, 128 * 128);
   matmul_1_pixel(p, p->in_c, input, output);
 }
 
@@ -207,6 +224,10 @@ static void im2col(const tm_conv_params *p, const int8_t *input, int32_t pixel, 
 /* General convolution (groups == 1): two im2col rows, then the matrix kernel. Scratch: the two
  * rows (2 * K bytes, rounded up to 4), then the unpacked inputs. */
 void tm_conv2d_opt(const tm_conv_params *p, const int8_t *input, int8_t *output, int8_t *scratch) {
+  TM_ASSERT(p->groups == 1);
+  TM_ASSERT(p->out_h == tm_out_size(p->in_h, p->kernel_h, p->stride_h, p->pad_h));
+  TM_ASSERT(p->out_w == tm_out_size(p->in_w, p->kernel_w, p->stride_w, p->pad_w));
+  TM_ASSERT_REQUANT(p, p->kernel_h * p->kernel_w * p->in_c, 128 * 128);
   const int32_t k_len = p->kernel_h * p->kernel_w * p->in_c, pixels = p->out_h * p->out_w;
   int32_t *pairs = (int32_t *)(void *)(scratch + ((2 * k_len + 3) & ~3));
   int32_t i = 0;
@@ -290,6 +311,10 @@ static void depthwise_any_channel(const tm_conv_params *p, int32_t c, const int1
  * (in_h + 2 pad_h) x (in_w + 2 pad_w) int16). Channel c is copied out before output channel c is
  * written, and no other channel is touched, so `output` may be `input` (in place, same shape). */
 void tm_depthwise_opt(const tm_conv_params *p, const int8_t *input, int8_t *output, int16_t *scratch) {
+  TM_ASSERT(p->in_c == p->out_c && p->groups == p->in_c);
+  TM_ASSERT(p->out_h == tm_out_size(p->in_h, p->kernel_h, p->stride_h, p->pad_h));
+  TM_ASSERT(p->out_w == tm_out_size(p->in_w, p->kernel_w, p->stride_w, p->pad_w));
+  TM_ASSERT_REQUANT(p, p->kernel_h * p->kernel_w, 255 * 128);
   const int32_t pad_w = p->in_w + 2 * p->pad_w, pad_h = p->in_h + 2 * p->pad_h;
   const int fast = p->kernel_h == 3 && p->kernel_w == 3 && p->stride_h == 1 && p->stride_w == 1;
   for (int32_t i = 0; i < pad_h * pad_w; i++) scratch[i] = 0;   /* the border stays 0 (= real 0) */

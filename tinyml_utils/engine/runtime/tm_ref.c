@@ -1,7 +1,7 @@
 /* Reference kernels: one plain loop nest per operator, the quantization arithmetic spelled out.
  * They are the specification in C (tinyml_utils/quant/interpreter.py in Python): every optimised
  * kernel must give the same bytes. Activations are HWC: element (y, x, c) of an H x W x C map is
- * at [(y * W + x) * C + c]. */
+ * at [(y * W + x) * C + c]. Each kernel's spec for the code generator: engine/kernels_ref.py. */
 #include "tm_runtime.h"
 
 /* acc = sum over the window and input channels of (x - z_x) * w; padding contributes 0.

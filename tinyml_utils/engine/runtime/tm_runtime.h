@@ -13,7 +13,9 @@
  *   depthwise weight     (C, kH, kW)
  *   pointwise / fc weight (C_out, C_in)
  *   bias, multiplier, shift  (C_out,)  int32
- * Kernels never allocate: the caller passes every buffer (arena offsets chosen by the planner). */
+ * Kernels never allocate: the caller passes every buffer (arena offsets chosen by the planner).
+ * What the code generator knows of each kernel (when it may run, its scratch bytes, its
+ * arguments) is the kernel's spec: engine/kernels_ref.py, kernels_opt.py, kernels_fast.py. */
 #ifndef TM_RUNTIME_H
 #define TM_RUNTIME_H
 #include <stdint.h>
@@ -48,10 +50,10 @@ typedef struct { int32_t h, w, c; } tm_flatten_params;
 /* ---- reference kernels (tm_ref.c) ---- */
 void tm_conv2d_ref(const tm_conv_params *p, const int8_t *input, int8_t *output);
 void tm_depthwise_ref(const tm_conv_params *p, const int8_t *input, int8_t *output);
-/* In place: output overwrites input (same shape); scratch holds one channel, in_h * in_w bytes. */
+/* In place: output overwrites input (same shape); scratch holds one input channel. */
 void tm_depthwise_inplace_ref(const tm_conv_params *p, int8_t *data, int8_t *scratch);
 void tm_pointwise_ref(const tm_conv_params *p, const int8_t *input, int8_t *output);
-/* In place (C_in == C_out): scratch holds one pixel's outputs, out_c bytes. */
+/* In place (C_in == C_out): scratch holds one pixel's outputs. */
 void tm_pointwise_inplace_ref(const tm_conv_params *p, int8_t *data, int8_t *scratch);
 void tm_fully_connected_ref(const tm_conv_params *p, const int8_t *input, int8_t *output);
 void tm_avgpool_ref(const tm_pool_params *p, const int8_t *input, int8_t *output);
@@ -61,15 +63,15 @@ void tm_add_ref(const tm_add_params *p, const int8_t *a, const int8_t *b, int8_t
 void tm_flatten_ref(const tm_flatten_params *p, const int8_t *input, int8_t *output);
 
 /* ---- optimised kernels (tm_opt.c), same results; `bias` holds the folded bias (see above) ---- */
-/* Scratch sizes in bytes, with K = kernel_h * kernel_w * in_c, K4 = K rounded down to a multiple of
- * 4 and up4(n) = n rounded up to a multiple of 4 (kernels.py computes them for the planner). */
-/* groups == 1; scratch: up4(2 K) (two im2col rows) + 4 K4 (the rows unpacked to int16 pairs). */
+/* Preconditions and scratch bytes: each kernel's spec (engine/kernels_opt.py); what the scratch
+ * holds: the comment at the kernel. */
+/* groups == 1; scratch: two im2col rows, then the rows unpacked to int16 pairs. */
 void tm_conv2d_opt(const tm_conv_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
-/* input may equal output (in place); scratch: int16 padded channel, 2 * (in_h + 2 pad_h) * (in_w + 2 pad_w) bytes. */
+/* input may equal output (in place); scratch: one zero-padded input channel as int16. */
 void tm_depthwise_opt(const tm_conv_params *p, const int8_t *input, int8_t *output, int16_t *scratch);
-/* scratch: 4 K4 (two pixels unpacked to int16 pairs). */
+/* scratch: two pixels unpacked to int16 pairs. */
 void tm_pointwise_opt(const tm_conv_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
-/* In place (C_in == C_out): scratch up4(2 out_c) (two pixels' outputs) + 4 K4. */
+/* In place (C_in == C_out): scratch: two pixels' outputs, then the pixels unpacked to int16 pairs. */
 void tm_pointwise_inplace_opt(const tm_conv_params *p, int8_t *data, int8_t *scratch);
 void tm_fully_connected_opt(const tm_conv_params *p, const int8_t *input, int8_t *output);
 
