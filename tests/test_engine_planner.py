@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from tinyml_utils.engine import arena, ir, planner
-from tinyml_utils.engine.random_graphs import random_inputs, random_intmodel
+from tinyml_utils.testing.random_graphs import random_inputs, random_intmodel
 from tinyml_utils.models import ds_cnn_s
 from tinyml_utils.quant.convert import convert
 from tinyml_utils.quant import interpreter

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from tinyml_utils.engine import patch
-from tinyml_utils.engine import patch_cost as cost
+from tinyml_utils import patch
+from tinyml_utils.patch import cost
 from tinyml_utils.quant import interpreter
 from tinyml_utils.quant.convert import convert
 from tinyml_utils.quant.fixedpoint import quantize_multiplier, quantize_multipliers

@@ -12,6 +12,7 @@ in the graph's order, and at each step counts every tensor that is alive:
   dropout) and reshapes write into their input's buffer, as on a microcontroller;
 * every other step (convolutions, linear layers, pooling, `add`) writes a new tensor.
 
+The lifetimes and the bytes alive are the course's one liveness rule (`tinyml_utils.liveness`).
 For a chain the result equals the chain profiler's. Bytes are at `bytes_per_element` per value
 (1 for int8); shapes exclude the batch dimension.
 """
@@ -23,6 +24,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
+from . import liveness
 from .profiler import IN_PLACE, layer_macs
 
 # Functions and tensor methods that only relabel or clamp their input: no new buffer.
@@ -86,36 +88,45 @@ def _numel(shape) -> int:
     return n
 
 
+def _buffers(gm: fx.GraphModule, bytes_per_element: int):
+    """Walk the graph once: which buffer each node writes or shares, and the steps that write one.
+
+    Returns (steps [(node, buffers it reads)], {buffer: bytes}, model inputs, model outputs); a
+    buffer is named by the node that allocated it.
+    """
+    modules = dict(gm.named_modules())
+    buffer_of, size, inputs, outputs, steps = {}, {}, [], [], []
+    for node in gm.graph.nodes:
+        meta = node.meta.get("tensor_meta")
+        if node.op == "output":
+            outputs += [buffer_of[arg] for arg in node.all_input_nodes if arg in buffer_of]
+            continue
+        if not isinstance(meta, TensorMetadata) or node.op == "get_attr":
+            continue                                  # parameters and non-tensor values are not activations
+        reads = [buffer_of[a] for a in node.all_input_nodes if a in buffer_of]
+        if _is_alias(node, modules) and reads:
+            buffer_of[node] = reads[0]                # written in place: same buffer, same bytes
+            continue
+        buffer_of[node], size[node] = node, _numel(meta.shape[1:]) * bytes_per_element
+        if node.op == "placeholder":
+            inputs.append(node)
+        else:
+            steps.append((node, reads))
+    return steps, size, inputs, outputs
+
+
 def schedule(model: nn.Module, input_shape=(49, 10), bytes_per_element: int = 1) -> list[Step]:
     """Run the graph step by step; for each step that writes a new tensor, the bytes alive while it runs."""
     gm = trace(model, input_shape)
     modules = dict(gm.named_modules())
-    buffer_of, size, birth, last_use = {}, {}, {}, {}   # node -> buffer (the node that allocated it)
-    steps, step_nodes = [], []
-    for node in gm.graph.nodes:
-        meta = node.meta.get("tensor_meta")
-        if node.op == "output":
-            for arg in node.all_input_nodes:          # the result lives to the end
-                if arg in buffer_of:
-                    last_use[buffer_of[arg]] = float("inf")
-            continue
-        if not isinstance(meta, TensorMetadata) or node.op == "get_attr":
-            continue                                  # parameters and non-tensor values are not activations
-        inputs = [buffer_of[a] for a in node.all_input_nodes if a in buffer_of]
-        if node.op == "placeholder":
-            buffer_of[node], size[node], birth[node] = node, _numel(meta.shape[1:]) * bytes_per_element, 0
-            continue
-        if _is_alias(node, modules) and inputs:
-            buffer_of[node] = inputs[0]               # written in place: same buffer, same bytes
-            continue
-        index = len(step_nodes)
-        for b in inputs:
-            last_use[b] = max(last_use.get(b, index), index)
-        buffer_of[node], size[node], birth[node] = node, _numel(meta.shape[1:]) * bytes_per_element, index
-        step_nodes.append((node, inputs))
-    for index, (node, inputs) in enumerate(step_nodes):
-        live = [b for b in size if birth[b] <= index <= last_use.get(b, birth[b])]
-        touched = set(inputs) | {node}
+    step_nodes, size, inputs, outputs = _buffers(gm, bytes_per_element)
+    # The input exists from the first step; the result lives to the end.
+    ranges = liveness.lifetimes([(reads, node) for node, reads in step_nodes], initial=inputs, born=0,
+                                keep=outputs, kept_until=float("inf"))
+    steps = []
+    for index, (node, reads) in enumerate(step_nodes):
+        live = liveness.alive(ranges, index)
+        touched = set(reads) | {node}
         module = modules.get(node.target) if node.op == "call_module" else None
         shape = tuple(node.meta["tensor_meta"].shape[1:])
         stack = node.meta.get("nn_module_stack") or {}

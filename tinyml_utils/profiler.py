@@ -4,13 +4,16 @@ The profiler runs one forward pass with hooks on every leaf module and records e
 input and output shapes. From those it derives, per layer:
 
 * parameters: the module's own weights;
-* MACs (multiply-accumulates) per inference: for a convolution each output element needs
-  (C_in / groups) * kH * kW of them; for a linear layer, in_features; other layers count 0;
+* MACs (multiply-accumulates) per inference, by the course's one formula (`tinyml_utils.macs`):
+  for a convolution each output element needs (C_in / groups) * kH * kW of them; for a linear
+  layer, in_features; other layers count 0;
 * activation elements of its input and output.
 
-Peak activation memory assumes sequential execution of a chain model: a layer that makes a new
-tensor needs its input and output alive together; batch norm, ReLU and reshapes work in place
-(after deployment, batch norm is folded into the convolution and ReLU is a clamp in its store).
+Peak activation memory assumes sequential execution of a chain model (`liveness.chain_step_bytes`):
+a layer that makes a new tensor needs its input and output alive together, and nothing else;
+batch norm, ReLU and reshapes work in place (after deployment, batch norm is folded into the
+convolution and ReLU is a clamp in its store). Models with skip connections need the full
+liveness rule: `activation_memory`.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import macs
+from .liveness import chain_step_bytes
 from .models import AddChannel
 
 # Layers that do not need a buffer of their own on a microcontroller.
@@ -56,10 +61,9 @@ def _numel(shape) -> int:
 def layer_macs(module: nn.Module, output_shape: tuple) -> int:
     """MACs of one layer for one input, given its output shape (without batch)."""
     if isinstance(module, nn.Conv2d):
-        k_h, k_w = module.kernel_size
-        return _numel(output_shape) * (module.in_channels // module.groups) * k_h * k_w
+        return macs.conv2d(_numel(output_shape), module.in_channels, module.kernel_size, module.groups)
     if isinstance(module, nn.Linear):
-        return _numel(output_shape) * module.in_features
+        return macs.linear(_numel(output_shape), module.in_features)
     return 0
 
 
@@ -100,8 +104,12 @@ def count_macs(model: nn.Module, input_shape=(49, 10)) -> int:
 
 def peak_activation_bytes(model: nn.Module, input_shape=(49, 10), bytes_per_element: int = 1) -> int:
     """Peak activation memory of sequential execution: max over layers of (input + output) bytes."""
-    return max((r.input_elements + r.output_elements) * bytes_per_element
-               for r in profile(model, input_shape) if not r.in_place)
+    return max(_step_bytes(r, bytes_per_element) for r in profile(model, input_shape) if not r.in_place)
+
+
+def _step_bytes(record: LayerProfile, bytes_per_element: int) -> int:
+    """Activation bytes while one layer of the chain runs: its input and its output."""
+    return chain_step_bytes(record.input_elements * bytes_per_element, record.output_elements * bytes_per_element)
 
 
 def param_bytes(model: nn.Module, bits: int = 32) -> int:
@@ -147,6 +155,6 @@ def summary(model: nn.Module, input_shape=(49, 10), bytes_per_element: int = 1):
 
     rows = [{"layer": r.name, "kind": r.kind, "input": r.input_shape, "output": r.output_shape,
              "params": r.params, "MACs": r.macs,
-             "activation bytes": 0 if r.in_place else (r.input_elements + r.output_elements) * bytes_per_element}
+             "activation bytes": 0 if r.in_place else _step_bytes(r, bytes_per_element)}
             for r in profile(model, input_shape)]
     return pd.DataFrame(rows).set_index("layer")

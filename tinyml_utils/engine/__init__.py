@@ -1,1 +1,4 @@
-"""The inference engine: graph IR, memory planner, patch-based inference and C code generation."""
+"""The inference engine: graph IR, memory planner, arena execution and C code generation.
+
+Patch-based inference (chapter 10) is its own package, `tinyml_utils.patch`.
+"""

@@ -1,9 +1,18 @@
 """The engine's graph IR: an `IntModel` lifted to device tensors and typed operators.
 
-The integer model (`quant.intmodel`) describes tensors in PyTorch's NCHW order and has one
-`conv2d` op for every kind of convolution. An engine needs more: each tensor's shape *on the
-device* and its size in bytes (to plan memory), and each convolution's *kind* (a 1x1 pointwise,
-a depthwise and a general convolution run different kernels). This module builds that graph.
+Why a second IR. The integer model (`quant.intmodel`) is the *specification*: what `convert`
+writes, the reference interpreter runs and patch-based inference (chapter 10) slices, saved to
+disk. It describes tensors in PyTorch's NCHW order and has one `conv2d` op for every kind of
+convolution. An engine needs more: each tensor's shape *on the device* and its size in bytes (to
+plan memory), and each convolution's *kind* (a 1x1 pointwise, a depthwise and a general
+convolution run different kernels). Keeping those device facts out of the specification keeps it
+small and stable; this module derives them.
+
+How one becomes the other: `from_intmodel(model)` checks every layer and returns a `Graph` with
+one `Op` per `Layer` (same names, same order, same tensor names), the device shape of every
+tensor, the operator kind and the MACs by the course's one formula (`tinyml_utils.macs`, the one
+`patch.cost` and the profiler use). The graph keeps the model as `Graph.source`: its layers still
+run the arithmetic (`engine.arena`); the graph only says where and with which kernel.
 
 Device layout: feature maps are stored HWC (TFLite's NHWC without the batch), channels
 innermost, so one pixel's channels are contiguous: a pointwise convolution reads one pixel as one
@@ -30,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import macs
 from ..quant.intmodel import IntModel
 
 KINDS = ("conv2d", "depthwise", "pointwise", "fully_connected", "avgpool", "maxpool", "add", "flatten")
@@ -78,10 +88,6 @@ class Graph:
     input: str
     output: str
     source: IntModel | None = None    # the integer model it came from (its layers run the arithmetic)
-
-    def consumers(self, tensor: str) -> list[int]:
-        """Indices of the ops that read `tensor`."""
-        return [i for i, op in enumerate(self.ops) if tensor in op.inputs]
 
     def is_view(self, op: Op) -> bool:
         """True when `op` moves no data on the device (a flatten whose HWC order already is NCHW)."""
@@ -151,7 +157,10 @@ def _expect_shape(op: Op, got: tuple, expected: tuple) -> None:
                          f"but its inputs and attributes give {tuple(expected)}")
 
 
-def _lift_conv(layer, op: Op, c_in: int, h: int, w: int) -> Op:
+def _lift_conv2d(model: IntModel, layer, op: Op, in_shape: tuple, out_shape: tuple) -> Op:
+    if len(in_shape) != 3:
+        raise UnsupportedOperator(f"layer {layer.name}: conv2d needs a (C, H, W) input, got {in_shape}")
+    c_in, h, w = in_shape
     weight = layer.arrays["weight"]                       # (C_out, C_in/groups, kH, kW)
     c_out, c_in_g, kh, kw = weight.shape
     groups = int(layer.attrs["groups"])
@@ -167,8 +176,54 @@ def _lift_conv(layer, op: Op, c_in: int, h: int, w: int) -> Op:
         op.kind = "depthwise"
     elif (kh, kw, sh, sw, ph, pw, groups) == (1, 1, 1, 1, 0, 0, 1):
         op.kind = "pointwise"
-    op.macs = int(ho * wo * c_out * c_in_g * kh * kw)
+    op.macs = macs.per_output_of(layer) * int(ho * wo * c_out)
+    _expect_shape(op, out_shape, (c_out, ho, wo))
     return op
+
+
+def _lift_linear(model: IntModel, layer, op: Op, in_shape: tuple, out_shape: tuple) -> Op:
+    if len(in_shape) != 1:
+        raise UnsupportedOperator(f"layer {layer.name}: linear needs a (C,) input (flatten first), got {in_shape}")
+    c_out, c_in = layer.arrays["weight"].shape
+    _expect_shape(op, out_shape, (c_out,))
+    if c_in != in_shape[0]:
+        raise ValueError(f"op {op.name}: weight {layer.arrays['weight'].shape} does not take {in_shape[0]} inputs")
+    op.attrs = {"act_min": int(layer.attrs["act_min"]), "act_max": int(layer.attrs["act_max"])}
+    op.macs = macs.per_output_of(layer) * int(c_out)
+    return op
+
+
+def _lift_pool(model: IntModel, layer, op: Op, in_shape: tuple, out_shape: tuple) -> Op:
+    (kh, kw), (sh, sw) = layer.attrs["kernel"], layer.attrs["stride"]
+    op.attrs = {"kernel": (int(kh), int(kw)), "stride": (int(sh), int(sw))}
+    _expect_shape(op, out_shape, (in_shape[0], _out_size(in_shape[1], kh, sh, 0), _out_size(in_shape[2], kw, sw, 0)))
+    a, b = model.tensor(layer.inputs[0]), model.tensor(layer.output)
+    if (a.scale, a.zero_point) != (b.scale, b.zero_point):
+        raise UnsupportedOperator(f"layer {layer.name}: {layer.op} must keep its input's scale and zero point "
+                                  "(the specification does not requantize in pooling)")
+    return op
+
+
+def _lift_add(model: IntModel, layer, op: Op, in_shape: tuple, out_shape: tuple) -> Op:
+    if not 0 <= int(layer.attrs["left_shift"]) <= 22:
+        raise UnsupportedOperator(f"layer {layer.name}: add needs 0 <= left_shift <= 22 so that "
+                                  "(x - z) << left_shift fits int32")
+    if len(layer.inputs) != 2 or model.tensor(layer.inputs[1]).shape != in_shape or out_shape != in_shape:
+        raise UnsupportedOperator(f"layer {layer.name}: add needs two inputs and an output of one shape "
+                                  "(no broadcasting)")
+    op.attrs = {k: int(v) for k, v in layer.attrs.items()}
+    return op
+
+
+def _lift_flatten(model: IntModel, layer, op: Op, in_shape: tuple, out_shape: tuple) -> Op:
+    _expect_shape(op, out_shape, (int(np.prod(in_shape)),))
+    return op
+
+
+# IntModel op -> (engine kind before refinement, the function that checks the layer and fills the Op)
+_LIFTS = {"conv2d": ("conv2d", _lift_conv2d), "linear": ("fully_connected", _lift_linear),
+          "avgpool": ("avgpool", _lift_pool), "maxpool": ("maxpool", _lift_pool), "add": ("add", _lift_add),
+          "flatten": ("flatten", _lift_flatten)}
 
 
 def _shape_error(model: IntModel, name: str, shape: tuple) -> str:
@@ -186,7 +241,7 @@ def _shape_error(model: IntModel, name: str, shape: tuple) -> str:
 def from_intmodel(model: IntModel) -> Graph:
     """Lift an `IntModel` to the engine's graph (device shapes, operator kinds, MACs); checks everything."""
     for layer in model.layers:        # before validate(), whose message knows only the specification
-        if layer.op not in ("conv2d", "linear", "avgpool", "maxpool", "add", "flatten"):
+        if layer.op not in _LIFTS:
             raise UnsupportedOperator(f"layer {layer.name}: the engine has no kernel for op {layer.op!r}. "
                                       f"Supported: {SUPPORTED}")
     model.validate()
@@ -196,51 +251,13 @@ def from_intmodel(model: IntModel) -> Graph:
     tensors = {name: Tensor(name, device_shape(t.shape), float(t.scale), int(t.zero_point), tuple(t.shape))
                for name, t in model.tensors.items()}
     ops = []
-    kinds = {"conv2d": "conv2d", "linear": "fully_connected", "avgpool": "avgpool", "maxpool": "maxpool",
-             "add": "add", "flatten": "flatten"}
     for layer in model.layers:
-        op = Op(kinds[layer.op], layer.name, list(layer.inputs), layer.output, dict(layer.attrs),
+        kind, lift = _LIFTS[layer.op]
+        op = Op(kind, layer.name, list(layer.inputs), layer.output, dict(layer.attrs),
                 {k: np.asarray(v) for k, v in layer.arrays.items() if k in ("weight", "bias", "multiplier", "shift")})
-        in_shape = model.tensor(layer.inputs[0]).shape
-        out_shape = model.tensor(layer.output).shape
-        for key in ("multiplier",):
-            if key in op.arrays and (op.arrays[key] < 0).any():
-                raise ValueError(f"op {op.name}: requantization multipliers must be >= 0")
-        if layer.op == "conv2d":
-            if len(in_shape) != 3:
-                raise UnsupportedOperator(f"layer {layer.name}: conv2d needs a (C, H, W) input, got {in_shape}")
-            op = _lift_conv(layer, op, *in_shape)
-            c_out = layer.arrays["weight"].shape[0]
-            (kh, kw), (sh, sw), (ph, pw) = op.attrs["kernel"], op.attrs["stride"], op.attrs["padding"]
-            _expect_shape(op, out_shape, (c_out, _out_size(in_shape[1], kh, sh, ph), _out_size(in_shape[2], kw, sw, pw)))
-        elif layer.op == "linear":
-            if len(in_shape) != 1:
-                raise UnsupportedOperator(f"layer {layer.name}: linear needs a (C,) input (flatten first), got {in_shape}")
-            c_out, c_in = layer.arrays["weight"].shape
-            _expect_shape(op, out_shape, (c_out,))
-            if c_in != in_shape[0]:
-                raise ValueError(f"op {op.name}: weight {layer.arrays['weight'].shape} does not take {in_shape[0]} inputs")
-            op.attrs = {"act_min": int(layer.attrs["act_min"]), "act_max": int(layer.attrs["act_max"])}
-            op.macs = int(c_out * c_in)
-        elif layer.op in ("avgpool", "maxpool"):
-            (kh, kw), (sh, sw) = layer.attrs["kernel"], layer.attrs["stride"]
-            op.attrs = {"kernel": (int(kh), int(kw)), "stride": (int(sh), int(sw))}
-            _expect_shape(op, out_shape, (in_shape[0], _out_size(in_shape[1], kh, sh, 0), _out_size(in_shape[2], kw, sw, 0)))
-            a, b = model.tensor(layer.inputs[0]), model.tensor(layer.output)
-            if (a.scale, a.zero_point) != (b.scale, b.zero_point):
-                raise UnsupportedOperator(f"layer {layer.name}: {layer.op} must keep its input's scale and zero point "
-                                          "(the specification does not requantize in pooling)")
-        elif layer.op == "add":
-            if not 0 <= int(layer.attrs["left_shift"]) <= 22:
-                raise UnsupportedOperator(f"layer {layer.name}: add needs 0 <= left_shift <= 22 so that "
-                                          "(x - z) << left_shift fits int32")
-            if len(layer.inputs) != 2 or model.tensor(layer.inputs[1]).shape != in_shape or out_shape != in_shape:
-                raise UnsupportedOperator(f"layer {layer.name}: add needs two inputs and an output of one shape "
-                                          "(no broadcasting)")
-            op.attrs = {k: int(v) for k, v in layer.attrs.items()}
-        elif layer.op == "flatten":
-            _expect_shape(op, out_shape, (int(np.prod(in_shape)),))
-        ops.append(op)
+        if "multiplier" in op.arrays and (op.arrays["multiplier"] < 0).any():
+            raise ValueError(f"op {op.name}: requantization multipliers must be >= 0")
+        ops.append(lift(model, layer, op, model.tensor(layer.inputs[0]).shape, model.tensor(layer.output).shape))
     if not ops:
         raise ValueError("the model has no layers")
     return Graph(model.meta.get("name", "model"), tensors, ops, model.input, model.output, model)

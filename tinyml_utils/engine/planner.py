@@ -23,12 +23,15 @@ Scratch buffers live for one step. Plans (all offsets aligned to `ALIGN` bytes):
   that is alive at the same time; largest first (TFLite Micro's greedy planner) or in execution
   order, or both keeping the better.
 
-No plan can be smaller than the *lower bound*: the most bytes alive at any one step.
+No plan can be smaller than the *lower bound*: the most bytes alive at any one step. Lifetimes
+follow the course's one liveness rule (`tinyml_utils.liveness`), per tensor; buffers then merge
+the lifetimes of the tensors they hold.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import liveness
 from .ir import Graph, Op
 
 ALIGN = 4  # bytes: kernels read activations a word at a time
@@ -73,7 +76,8 @@ class Plan:
 
     def live_bytes(self) -> list[int]:
         """Bytes alive at each step (buffer sizes, no alignment): the memory timeline."""
-        return [sum(b.size for b in self.buffers if b.alive(s)) for s in range(self.num_steps)]
+        ranges = {i: (b.first, b.last) for i, b in enumerate(self.buffers)}
+        return liveness.bytes_alive(ranges, {i: b.size for i, b in enumerate(self.buffers)}, self.num_steps)
 
     @property
     def lower_bound(self) -> int:
@@ -92,14 +96,8 @@ class Plan:
 
 def lifetimes(graph: Graph) -> dict[str, tuple[int, int]]:
     """(first step, last step) of every tensor; the input is born at step 0, the output lives to the end."""
-    last_step = len(graph.ops) - 1
-    life = {graph.input: [0, 0]}
-    for i, op in enumerate(graph.ops):
-        life[op.output] = [i, i]
-        for name in op.inputs:
-            life[name][1] = max(life[name][1], i)
-    life[graph.output][1] = last_step
-    return {name: (a, b) for name, (a, b) in life.items()}
+    return liveness.lifetimes([(op.inputs, op.output) for op in graph.ops], initial=[graph.input], born=0,
+                              keep=[graph.output], kept_until=len(graph.ops) - 1)
 
 
 def can_run_in_place(graph: Graph, op: Op, buffer_last: int, step: int, depthwise: bool, pointwise: bool) -> str | None:

@@ -1,8 +1,10 @@
 """Analytic cost models of an `Arch`: MACs, peak SRAM and flash at int8, without building a model.
 
 A search evaluates the constraints of tens of thousands of candidates, so the costs come from the
-layer formulas of chapter 1 instead of a profiler pass (microseconds instead of milliseconds). They
-are defined to equal `tinyml_utils.profiler` exactly; the tests and chapter 8 check that.
+layer formulas of chapter 1 instead of a profiler pass (microseconds instead of milliseconds): the
+course's MAC formula (`tinyml_utils.macs`) and liveness rule (`tinyml_utils.liveness`) applied to
+the layer list of an `Arch`. They are defined to equal `tinyml_utils.profiler` exactly; the tests
+and chapter 8 check that.
 
 SRAM is counted for a streaming keyword spotter: the front end keeps the feature buffer
 (frames x coeffs int8 values) alive across inferences and only shifts new frames in, so the buffer
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import liveness
+from .. import macs as mac_formula
 from ..models import NUM_CLASSES, same_padding
 from .space import Arch
 
@@ -43,16 +47,33 @@ def layers(arch: Arch) -> list[Layer]:
     frames, coeffs = arch.resolution
     h, w = feature_map(arch)
     hw, k, c0 = h * w, arch.dw_kernel, arch.channels[0]
-    out = [Layer("conv1", frames * coeffs, hw * c0, hw * c0 * arch.first_kernel[0] * arch.first_kernel[1],
+    out = [Layer("conv1", frames * coeffs, hw * c0, mac_formula.conv2d(hw * c0, 1, arch.first_kernel),
                  c0 * arch.first_kernel[0] * arch.first_kernel[1] + BIAS_BYTES * c0)]
     for i, (c_in, c_out) in enumerate(zip(arch.channels[:-1], arch.channels[1:]), start=1):
         # depthwise k x k keeps the map size (padding k // 2, odd k); pointwise 1 x 1 changes channels
-        out.append(Layer(f"dw{i}", hw * c_in, hw * c_in, hw * c_in * k * k, c_in * k * k + BIAS_BYTES * c_in))
-        out.append(Layer(f"pw{i}", hw * c_in, hw * c_out, hw * c_out * c_in, c_out * c_in + BIAS_BYTES * c_out))
+        out.append(Layer(f"dw{i}", hw * c_in, hw * c_in, mac_formula.depthwise(hw * c_in, (k, k)),
+                         c_in * k * k + BIAS_BYTES * c_in))
+        out.append(Layer(f"pw{i}", hw * c_in, hw * c_out, mac_formula.pointwise(hw * c_out, c_in),
+                         c_out * c_in + BIAS_BYTES * c_out))
     c_last = arch.channels[-1]
     out.append(Layer("pool", hw * c_last, c_last, 0, 0))
-    out.append(Layer("fc", c_last, NUM_CLASSES, c_last * NUM_CLASSES, c_last * NUM_CLASSES + BIAS_BYTES * NUM_CLASSES))
+    out.append(Layer("fc", c_last, NUM_CLASSES, mac_formula.linear(NUM_CLASSES, c_last),
+                     c_last * NUM_CLASSES + BIAS_BYTES * NUM_CLASSES))
     return out
+
+
+def live_bytes(arch: Arch, features_resident: bool = False) -> list[int]:
+    """Bytes alive at int8 while each layer of `layers(arch)` runs (a chain: each layer reads the last one's output).
+
+    With `features_resident` the feature buffer stays alive for the whole inference (streaming).
+    """
+    chain = layers(arch)
+    names = ["features"] + [layer.name for layer in chain]
+    size = {"features": chain[0].input_elements, **{layer.name: layer.output_elements for layer in chain}}
+    steps = [((names[i],), names[i + 1]) for i in range(len(chain))]
+    ranges = liveness.lifetimes(steps, initial=["features"], born=0,
+                                keep=["features"] if features_resident else [], kept_until=len(chain) - 1)
+    return liveness.bytes_alive(ranges, size, len(chain))
 
 
 def macs(arch: Arch) -> int:
@@ -67,7 +88,7 @@ def flash_bytes(arch: Arch) -> int:
 
 def peak_activation_bytes(arch: Arch) -> int:
     """Peak input + output bytes over layers at int8 (equals `profiler.peak_activation_bytes`)."""
-    return max(layer.input_elements + layer.output_elements for layer in layers(arch))
+    return max(live_bytes(arch))
 
 
 def sram_bytes(arch: Arch) -> int:
@@ -76,9 +97,7 @@ def sram_bytes(arch: Arch) -> int:
     The first convolution reads the features and writes its output; every later layer needs its
     input and output while the features stay in their buffer.
     """
-    first, *rest = layers(arch)
-    features = first.input_elements
-    return features + max([first.output_elements] + [lay.input_elements + lay.output_elements for lay in rest])
+    return max(live_bytes(arch, features_resident=True))
 
 
 @dataclass(frozen=True)

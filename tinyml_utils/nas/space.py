@@ -10,7 +10,6 @@ choices for the other genes. TinyNAS first picks the best design space, then sea
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,8 +146,3 @@ def design_space_grid(resolutions=((49, 10), (25, 10), (49, 6), (25, 6)),
                       width_mults=(0.5, 1.0, 1.5, 2.0)) -> list[DesignSpace]:
     """The candidate design spaces TinyNAS chooses from: every resolution with every width multiplier."""
     return [DesignSpace(resolution=tuple(r), width_mult=float(w)) for r in resolutions for w in width_mults]
-
-
-def log10_size(space: DesignSpace) -> float:
-    """log10 of the number of architectures in `space` (for printing)."""
-    return math.log10(space.size())

@@ -16,8 +16,9 @@ planner without in-place tricks would need:
   needs the largest working set over patches and steps. After the stage the rest of the model runs
   layer by layer, starting with only the stage output alive. The peak is the larger of the two phases.
 
-MACs: a convolution's output element costs (C_in / groups) * kh * kw multiply-accumulates, a
-linear output C_in; pooling and add count 0 (as in chapter 1's profiler). In patch-based
+Both phases use the course's one liveness rule (`tinyml_utils.liveness`), and MACs its one formula
+(`tinyml_utils.macs`): a convolution's output element costs (C_in / groups) * kh * kw
+multiply-accumulates, a linear output C_in; pooling and add count 0. In patch-based
 execution a stage layer computes every pixel of its patch region, halo included, once per patch:
 halo pixels are computed again by every patch that needs them.
 """
@@ -25,8 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import liveness, macs
 from ..quant.intmodel import IntModel, Layer
-from .patch import area, check_cut, patch_grid, required_regions
+from .regions import area, check_cut, patch_grid, required_regions
 
 
 def tensor_bytes(model: IntModel, name: str) -> int:
@@ -39,12 +41,7 @@ def tensor_bytes(model: IntModel, name: str) -> int:
 
 def macs_per_output(layer: Layer) -> int:
     """MACs per output element: (C_in / groups) * kh * kw for conv2d, C_in for linear, 0 otherwise."""
-    if layer.op == "conv2d":
-        _, c_in_g, kh, kw = layer.arrays["weight"].shape
-        return int(c_in_g * kh * kw)
-    if layer.op == "linear":
-        return int(layer.arrays["weight"].shape[1])
-    return 0
+    return macs.per_output_of(layer)
 
 
 def layer_macs(model: IntModel, layer: Layer) -> int:
@@ -67,27 +64,23 @@ def layerwise_schedule(model: IntModel, start: int = 0) -> list[Step]:
     At `start` > 0 the tensors produced before it and read from it on are alive from the start.
     """
     layers = model.layers[start:]
-    buffer = {}                                   # tensor name -> the tensor whose buffer holds it
-    birth, last = {}, {}
-    produced_before = {model.input} | {l.output for l in model.layers[:start]}
-    read_here = {n for l in layers for n in l.inputs}
-    for name in produced_before & read_here:
-        buffer[name], birth[name] = name, -1
-    for i, layer in enumerate(layers):
-        ins = [buffer[n] for n in layer.inputs]
-        for b in ins:
-            last[b] = max(last.get(b, i), i)
-        if layer.op == "flatten":                 # a relabel: same bytes, same buffer
-            buffer[layer.output] = ins[0]
-        else:
-            buffer[layer.output], birth[layer.output] = layer.output, i
-    if model.output in buffer:
-        last[buffer[model.output]] = len(layers)  # the result lives to the end
+    read_here = {name for layer in layers for name in layer.inputs}
+    produced_before = [model.input] + [layer.output for layer in model.layers[:start]]
+    initial = [name for name in produced_before if name in read_here]
+    buffer = {name: name for name in initial}     # tensor name -> the tensor whose buffer holds it
     steps = []
-    for i, layer in enumerate(layers):
-        live = tuple(b for b in birth if birth[b] <= i <= last.get(b, birth[b]))
-        steps.append(Step(layer.name, layer.op, sum(tensor_bytes(model, b) for b in live), live))
-    return steps
+    for layer in layers:
+        reads = [buffer[name] for name in layer.inputs]
+        relabel = layer.op == "flatten"           # a relabel: same bytes, same buffer
+        buffer[layer.output] = reads[0] if relabel else layer.output
+        steps.append((reads, None if relabel else layer.output))
+    result = [buffer[model.output]] if model.output in buffer else []   # the result lives to the end
+    ranges = liveness.lifetimes(steps, initial, born=-1, keep=result, kept_until=len(layers))
+    schedule = []
+    for step, layer in enumerate(layers):
+        live = tuple(liveness.alive(ranges, step))
+        schedule.append(Step(layer.name, layer.op, sum(tensor_bytes(model, b) for b in live), live))
+    return schedule
 
 
 def layerwise_peak(model: IntModel, start: int = 0) -> int:
@@ -96,17 +89,11 @@ def layerwise_peak(model: IntModel, start: int = 0) -> int:
 
 
 def stage_liveness(model: IntModel, cut: int) -> list[tuple]:
-    """For each stage step, the stage tensors alive (input excluded, output excluded): [(layer, names)]."""
+    """For each stage step, the stage tensors alive (input included, output excluded): [(layer, names)]."""
     stage = model.layers[:cut]
     output = stage[-1].output
-    last = {}
-    for i, layer in enumerate(stage):
-        for n in layer.inputs:
-            last[n] = i
-    birth = {layer.output: i for i, layer in enumerate(stage)}
-    birth[model.input] = -1
-    return [(layer, tuple(n for n in birth if n != output and birth[n] <= i <= last.get(n, birth[n])))
-            for i, layer in enumerate(stage)]
+    ranges = liveness.lifetimes([(layer.inputs, layer.output) for layer in stage], initial=[model.input], born=-1)
+    return [(layer, tuple(n for n in liveness.alive(ranges, i) if n != output)) for i, layer in enumerate(stage)]
 
 
 @dataclass
@@ -140,11 +127,6 @@ class PatchPlan:
     def mac_overhead(self) -> float:
         """Extra MACs of patch-based execution as a fraction of the model's layer-by-layer MACs."""
         return self.patched_macs / self.layerwise_macs - 1
-
-    @property
-    def stage_mac_overhead(self) -> float:
-        """Extra MACs as a fraction of the stage's own layer-by-layer MACs."""
-        return (self.patched_macs - self.layerwise_macs) / self.stage_macs if self.stage_macs else 0.0
 
 
 def plan(model: IntModel, cut: int, rows: int, cols: int | None = None, input_resident: bool = True) -> PatchPlan:

@@ -1,11 +1,10 @@
-"""Patch-based inference (MCUNetV2): run a model's first stage one spatial patch at a time.
+"""Patch-based inference (MCUNetV2), part 1: which region of every tensor one output patch needs.
 
 The first layers of a vision network work on the largest feature maps, so they set the peak SRAM.
 Their outputs, though, depend only on a window of the input (the receptive field). Cut the model
 after layer `cut` (the *stage*), split the stage's output map into a grid of patches, and compute
 each patch from just the part of every stage tensor it needs: its share plus a *halo* of
-neighbouring pixels. Only one patch's intermediate tensors are alive at a time; the stage's
-output is assembled in one full buffer, and the rest of the model runs layer by layer.
+neighbouring pixels.
 
 Regions are half-open rectangles ``(y0, y1, x0, x1)`` in a tensor's own (H, W) coordinates.
 For a convolution or pooling layer with kernel k, stride s and padding p (per axis), output rows
@@ -14,20 +13,11 @@ For a convolution or pooling layer with kernel k, stride s and padding p (per ax
     [a * s - p,  (b - 1) * s - p + k)
 
 Rows below 0 or at/after H are padding: the only places where zero-point padding is used. Every
-other row, even one outside the patch's own share, is a real neighbour pixel (the halo). So each
-patch is run with the integer interpreter (`quant.interpreter.run_layer`) on an explicitly padded
-slice and zero padding in the layer: the arithmetic per output element is the specification's,
-and the result is bit for bit that of whole-tensor execution.
-
-Memory and MAC accounting live in `patch_cost.py`.
+other row, even one outside the patch's own share, is a real neighbour pixel (the halo).
+Running the patches is `execute.py`; their memory and MACs, `cost.py`.
 """
 from __future__ import annotations
 
-import dataclasses
-
-import numpy as np
-
-from ..quant import interpreter
 from ..quant.intmodel import IntModel, Layer
 
 #: Operators a stage may contain: they map a spatial window of their input to each output pixel.
@@ -146,74 +136,3 @@ def patch_grid(shape, rows: int, cols: int) -> list[tuple[int, int, int, int]]:
     """Regions of a rows x cols grid of patches over a (C, H, W) map, row-major."""
     ys, xs = split(shape[-2], rows), split(shape[-1], cols)
     return [(ys[i], ys[i + 1], xs[j], xs[j + 1]) for i in range(rows) for j in range(cols)]
-
-
-def _sub(array: np.ndarray, region, origin) -> np.ndarray:
-    """The part `region` of an (N, C, h, w) array that holds `origin` (a region) of its tensor."""
-    y0, y1, x0, x1 = region
-    return array[:, :, y0 - origin[0]:y1 - origin[0], x0 - origin[2]:x1 - origin[2]]
-
-
-def run_patch(model: IntModel, cut: int, x_q: np.ndarray, out_region) -> np.ndarray:
-    """One patch of the stage output, int8 (N, C, h, w), computed from the needed input region only."""
-    regions = required_regions(model, cut, out_region)
-    patches = {model.input: _sub(x_q, regions[model.input], (0, 0, 0, 0))}
-    for layer in model.layers[:cut]:
-        want = regions[layer.output]
-        if layer.op == "add":  # elementwise: both inputs cut to the output region
-            ins = [_sub(patches[n], want, regions[n]) for n in layer.inputs]
-            patches[layer.output] = interpreter.run_layer(layer, ins, model)
-            continue
-        name = layer.inputs[0]
-        shape = model.tensor(name).shape
-        need = input_region(layer, want)              # may reach into the padding
-        have = clip(need, shape)                      # real pixels: own share + halo
-        src = _sub(patches[name], have, regions[name])
-        pad = ((0, 0), (0, 0), (have[0] - need[0], need[1] - have[1]), (have[2] - need[2], need[3] - have[3]))
-        if layer.op == "conv2d":                      # zero point = real 0, only at the image border
-            src = np.pad(src, pad, constant_values=model.tensor(name).zero_point)
-            layer = dataclasses.replace(layer, attrs={**layer.attrs, "padding": (0, 0)})
-        elif any(p for pair in pad for p in pair):
-            raise AssertionError(f"layer {layer.name}: pooling without padding cannot read outside its input")
-        out = interpreter.run_layer(layer, [src], model)
-        assert out.shape[2:] == (want[1] - want[0], want[3] - want[2]), (layer.name, out.shape, want)
-        patches[layer.output] = out
-    return patches[model.layers[cut - 1].output]
-
-
-def run_stage(model: IntModel, cut: int, x_q: np.ndarray, rows: int, cols: int, progress=None) -> np.ndarray:
-    """The stage's output, int8 (N, C, H, W), assembled patch by patch over a rows x cols grid.
-
-    `progress` (e.g. `tqdm.auto.tqdm`) wraps the loop over patches.
-    """
-    x_q = _check_input(model, x_q)
-    output = check_cut(model, cut)
-    out = np.empty((len(x_q), *model.tensor(output).shape), dtype=np.int8)
-    grid = patch_grid(model.tensor(output).shape, rows, cols)
-    for region in (progress(grid) if progress else grid):
-        y0, y1, x0, x1 = region
-        out[:, :, y0:y1, x0:x1] = run_patch(model, cut, x_q, region)
-    return out
-
-
-def run_patched(model: IntModel, cut: int, x_q: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """The model's output, int8 (N, *output shape): stage patch by patch, the rest layer by layer."""
-    x_q = _check_input(model, x_q)
-    values = {model.layers[cut - 1].output: run_stage(model, cut, x_q, rows, cols)}
-    for layer in model.layers[cut:]:
-        values[layer.output] = interpreter.run_layer(layer, [values[n] for n in layer.inputs], model)
-    return values[model.output]
-
-
-def _check_input(model: IntModel, x_q: np.ndarray) -> np.ndarray:
-    x_q = np.asarray(x_q)
-    if x_q.dtype != np.int8:
-        raise TypeError(f"patch execution takes int8 inputs, got {x_q.dtype}; use quantize_input() first")
-    shape = tuple(model.input_spec.shape)
-    if len(shape) != 3:
-        raise ValueError(f"patch-based inference needs a (C, H, W) model input, got shape {shape}")
-    if x_q.shape[1:] != shape:
-        if int(np.prod(x_q.shape[1:])) != int(np.prod(shape)):
-            raise ValueError(f"input shape {x_q.shape[1:]} does not match the model's {shape}")
-        x_q = x_q.reshape(len(x_q), *shape)  # e.g. (N, 49, 10) features for a (1, 49, 10) input
-    return x_q

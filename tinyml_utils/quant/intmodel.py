@@ -19,6 +19,11 @@ Operators (attributes in brackets):
 * ``flatten``: (C, H, W) -> (C*H*W,) in NCHW order.
 
 Saved as one `.npz` file: a JSON description plus the arrays, loaded without pickle.
+
+This is the specification; the C engine works on a second IR derived from it,
+`engine.ir.Graph` (`engine.ir.from_intmodel`): the same layers and tensors, plus what only a
+device needs (HWC shapes and byte sizes for the memory planner, the kind of each convolution for
+choosing a kernel). Both count MACs with the one formula of `tinyml_utils.macs`.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Random small integer models for differential testing of the engine against the interpreter.
+"""Random small integer models for differential testing against the interpreter (test and demo support).
 
 `random_intmodel(rng)` draws a valid `IntModel` straight from the specification, without
 PyTorch: a chain of 1-6 layers over a small map with random shapes, kernels, strides, paddings,
@@ -6,6 +6,8 @@ groups, per-tensor scales and zero points, fused clamps, residual adds (two inpu
 scales), pooling, flatten and linear layers. Requantization multipliers are chosen so outputs
 spread over the int8 range instead of saturating, with some >= 0.5 (the left-shift path) and some
 biases large enough that the optimised kernels must decline the layer.
+
+Used by the engine's tests, lab 9's checks and chapters 9 and 11, which show differential testing.
 """
 from __future__ import annotations
 
