@@ -14,10 +14,11 @@ from tinyml_utils.quant.linear import quantize
 
 STANDIN = Path(__file__).parent / "mcu_standin"
 INPUT_SCALE, INPUT_ZERO_POINT = np.float32(0.4010465741157532), 90   # as in the stand-in's model.h
+OUTPUT_SCALE = np.float32(0.1)                                         # MODEL_OUTPUT_SCALE there
 
 
 def standin_code():
-    return kws.ModelCode([STANDIN / "model.c"], [STANDIN], output_scale=0.1, output_zero_point=0)
+    return kws.ModelCode([STANDIN / "model.c"], [STANDIN])
 
 
 def standin_reference(features, mean_bias=0):
@@ -165,7 +166,7 @@ def test_streaming_device_matches_host_detector(tmp_path):
     hops, windows = streaming.windows(result.features, config)
     np.testing.assert_array_equal(result.inference_hops, hops)
     np.testing.assert_array_equal(result.logits, standin_reference(windows.reshape(len(hops), 49, 10))[1])
-    host = streaming.smooth_and_detect(hops, result.logits, 0.1, config)
+    host = streaming.smooth_and_detect(hops, result.logits, OUTPUT_SCALE, config)
     assert [(h, c) for h, c, _ in host] == [(h, c) for h, c, _ in result.detections] and host
     assert all(abs(a[2] - b[2]) <= 0.001 for a, b in zip(host, result.detections))
     assert result.ticks["worst_hop"] >= result.ticks["fe"] / result.hops

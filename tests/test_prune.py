@@ -306,17 +306,17 @@ def test_recipes_cache_their_models(monkeypatch, tmp_path):
 
 @needs_arm
 def test_kernels_agree_with_numpy_and_sparse_kernels_skip_zeros():
-    from tinyml_utils.prune import mcu
+    from tinyml_utils.prune import sparse_on_device
 
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, (9, 40)).astype(np.int8)              # odd positions, c_in % 32 != 0
     dense = rng.integers(-127, 128, (7, 40)).astype(np.int8)          # odd c_out
     dense[dense == 0] = 1
     sparse = dense * (rng.random(dense.shape) < 0.1)
-    table = mcu.kernel_instructions([dense, sparse], x)               # raises if any output is wrong
+    table = sparse_on_device.kernel_instructions([dense, sparse], x)  # raises if any output is wrong
     assert list(table["nonzeros"]) == [280, int((sparse != 0).sum())]
     assert (table.loc[0, "dense_ref"] - table.loc[1, "dense_ref"]) <= 80, "dense loops ignore zeros"
     assert table.loc[1, "csr"] < table.loc[0, "csr"] / 3 and table.loc[1, "bitmask"] < table.loc[0, "bitmask"] / 2
     assert table.loc[0, "dense_simd"] < table.loc[0, "dense_ref"]
     with pytest.raises(ValueError, match="multiple of 4"):
-        mcu.program([np.zeros((2, 6), np.int8)], np.zeros((1, 6), np.int8))
+        sparse_on_device.program([np.zeros((2, 6), np.int8)], np.zeros((1, 6), np.int8))

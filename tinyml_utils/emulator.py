@@ -1,8 +1,11 @@
-"""Compile C for a Cortex-M4 and run it on QEMU's `mps2-an386` board: the emulator smoke test.
+"""Run programs on QEMU's emulated Cortex-M boards, and the smallest way to try one: `run_c_program`.
 
-The program talks to the host through semihosting (see `csrc/semihost.h`): what it prints
-comes back as text, and the value `main()` returns becomes QEMU's exit code. The full deployment
-path (boards, measurements, firmware) builds on these two functions in a later chapter.
+The program talks to the host through semihosting (see `mcu/firmware/semihost.h`): what it
+prints comes back as text, and the value `main()` returns becomes QEMU's exit code. This module
+is the emulator's side (find the tools, start QEMU, decode a fault); programs are built by
+`mcu.build`, the one road to the device that the firmware uses too. `compile_cortex_m4` and
+`run_c_program` build for the default board profile (`mcu.boards.DEFAULT_BOARD`: QEMU's
+`mps2-an386`, a Cortex-M4F).
 """
 from __future__ import annotations
 
@@ -13,11 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-CSRC = Path(__file__).parent / "csrc"
 INSTALL_HINT = ("sudo apt-get install -y --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi "
                 "qemu-system-arm")
-CFLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-O2", "-ffreestanding", "-nostdlib",
-          "-fno-tree-loop-distribute-patterns", "-Wall", "-Werror"]
 
 
 class ToolchainMissing(RuntimeError):
@@ -49,18 +49,18 @@ def require(tool: str) -> str:
 
 
 def compile_cortex_m4(sources: list[Path], elf: Path, extra_flags: list[str] = ()) -> Path:
-    """Compile and link C sources with the smoke-test start-up code into `elf`."""
-    gcc = require("arm-none-eabi-gcc")
-    cmd = [gcc, *CFLAGS, *extra_flags, f"-I{CSRC}", "-T", str(CSRC / "smoke.ld"),
-           *(str(CSRC / f) for f in ("startup.c", "fault.c", "semihost.c", "cycles.c")), *map(str, sources),
-           "-lgcc", "-o", str(elf)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"arm-none-eabi-gcc failed:\n{done.stderr}")
-    return elf
+    """Compile and link C sources with the course's start-up code for the default board into `elf`.
+
+    The build is `mcu.build.build` (hard-float Cortex-M4F, the board's linker script); a compiler
+    error raises `mcu.build.BuildError` (a RuntimeError) with gcc's message."""
+    from .mcu.boards import DEFAULT_BOARD
+    from .mcu.build import build
+
+    elf = Path(elf)
+    return build(sources, DEFAULT_BOARD, elf.parent, name=elf.stem, extra_flags=list(extra_flags)).elf
 
 
-#: Deterministic virtual time: one instruction = 1 ns, so SysTick counts instructions (see csrc/cycles.h).
+#: Deterministic virtual time: one instruction = 1 ns, so SysTick counts instructions (see mcu/firmware/cycles.h).
 ICOUNT = ["-icount", "shift=0,align=off,sleep=off"]
 
 
@@ -69,7 +69,7 @@ def run_qemu(elf: Path, machine: str = "mps2-an386", timeout: float = 20.0, icou
     """Run an ELF on QEMU with semihosting; a program still running after `timeout` s is an error.
 
     With `icount` (the default) virtual time follows the instruction count, which makes the
-    SysTick measurements of `csrc/cycles.h` deterministic. Files the program opens through
+    SysTick measurements of `mcu/firmware/cycles.h` deterministic. Files the program opens through
     semihosting are relative to `cwd` (default: the current directory).
     """
     qemu = require("qemu-system-arm")
@@ -104,7 +104,7 @@ def where(elf: Path, address: int) -> str:
 
 
 def check_fault(elf: Path, result: RunResult, what: str = "the program") -> None:
-    """Raise `ProgramFault` if the program reported a fault (the "FAULT:" line of csrc/fault.c).
+    """Raise `ProgramFault` if the program reported a fault (the "FAULT:" line of mcu/firmware/fault.c).
 
     The message names the function and line of the faulting instruction, or says that the stack
     overflowed (that fault leaves no program counter)."""

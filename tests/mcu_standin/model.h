@@ -13,6 +13,9 @@
 #define MODEL_NUM_LAYERS 2
 #define MODEL_INPUT_SCALE 0.4010465741157532f
 #define MODEL_INPUT_ZERO_POINT 90
+#define MODEL_INPUT_INV_SCALE 2.493475914001465f    /* float32(1) / float32(MODEL_INPUT_SCALE) */
+#define MODEL_OUTPUT_SCALE 0.1f
+#define MODEL_OUTPUT_ZERO_POINT 0
 
 extern const char *const model_layer_names[MODEL_NUM_LAYERS];
 int8_t *model_input(void);

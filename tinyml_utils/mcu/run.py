@@ -22,7 +22,7 @@ from .build import Firmware
 
 EXIT_MESSAGES = {2: "the firmware could not open an input file",
                  3: "the firmware found its input file truncated or in the wrong format"}
-EXIT_STACK_OVERFLOW = 4    # firmware/startup.h, csrc/fault.h
+EXIT_STACK_OVERFLOW = 4    # firmware/startup.h, firmware/fault.h
 EXIT_FAULT = 99
 
 

@@ -1,10 +1,12 @@
 """What sparsity costs in time on a Cortex-M4: count the instructions of dense and sparse kernels.
 
 One pointwise convolution (int8 weights (C_out, C_in), int8 inputs (positions, C_in), int32
-outputs) is run on the emulated Cortex-M4 by the four kernels of `csrc/sparse_pointwise.c`:
-the plain dense loop, the SIMD dense loop (SXTB16 + SMLAD, as CMSIS-NN), CSR and bitmask. QEMU
-with `-icount` counts executed instructions exactly (`csrc/cycles.h`); every kernel's outputs
-are checked against NumPy.
+outputs) is run on the emulated Cortex-M4 by the four kernels of `sparse_pointwise.c` (beside
+this module): the plain dense loop, the SIMD dense loop (SXTB16 + SMLAD, as CMSIS-NN), CSR and
+bitmask. The program is built like every program the course runs on QEMU (`mcu.build`: the
+firmware's start-up code, the board's linker script, the Cortex-M4F's hard-float ABI), and QEMU
+with `-icount` counts executed instructions exactly (`mcu/firmware/cycles.h`); every kernel's
+outputs are checked against NumPy.
 
 Instructions are not cycles: on a real Cortex-M4 most instructions take one cycle, loads two
 (pipelined ones less), and SMLAD one. The counts show the work each inner loop does per weight.
@@ -20,6 +22,7 @@ from .. import emulator
 from .formats import to_csr
 
 KERNELS = ("dense_ref", "dense_simd", "csr", "bitmask")
+SPARSE_KERNELS = Path(__file__).parent / "sparse_pointwise.c"
 
 
 def _c_array(ctype: str, name: str, values, align: int = 4) -> str:
@@ -85,7 +88,8 @@ def kernel_instructions(weights: list[np.ndarray], x: np.ndarray, timeout: float
     with tempfile.TemporaryDirectory() as tmp:
         main = Path(tmp) / "main.c"
         main.write_text(program(weights, x))
-        elf = emulator.compile_cortex_m4([main, emulator.CSRC / "sparse_pointwise.c"], Path(tmp) / "main.elf")
+        elf = emulator.compile_cortex_m4([main, SPARSE_KERNELS], Path(tmp) / "main.elf",
+                                         [f"-I{SPARSE_KERNELS.parent}", "-Werror"])
         result = emulator.run_qemu(elf, timeout=timeout)
     if result.exit_code != 0:
         raise RuntimeError(f"the kernel program failed on QEMU (exit code {result.exit_code}): {result.output}")

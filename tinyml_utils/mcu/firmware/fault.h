@@ -1,5 +1,6 @@
-/* What a crash reports, shared by the smoke-test start-up code (startup.c) and the firmware's
- * (mcu/firmware/startup.c): one line on the host, then an exit code the host understands.
+/* What a crash reports (the start-up code, startup.c, puts Fault_Handler in the vector table of
+ * every program the course runs on QEMU): one line on the host, then an exit code the host
+ * understands.
  *
  *   FAULT: <exception> pc=<address> lr=<address> cfsr=... hfsr=... [address=...] [(cause)]   exit 99
  *   FAULT: stack overflow sp=<address> stack=<lowest>..<top>                                exit 4

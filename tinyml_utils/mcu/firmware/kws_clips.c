@@ -42,7 +42,7 @@ int main(void) {
   for (int32_t i = 0; i < MODEL_NUM_LAYERS; i++) { line_str(" "); line_str(model_layer_names[i]); }
   line_end();
 
-  const float inv_scale = 1.0f / MODEL_INPUT_SCALE;
+  const float inv_scale = MODEL_INPUT_INV_SCALE;   /* q = round(x * inv_scale) + zero point */
   for (uint32_t clip = 0; clip < clips; clip++) {
     int8_t *features = model_input();
     int32_t frames = 0;

@@ -12,10 +12,13 @@
  *
  * stream.bin (little-endian): "KWSS", uint32 samples, uint32 infer_every, uint32 average_window,
  * float32 threshold, uint32 suppression_hops, uint32 flags (bit 0: print every inference's
- * logits; bit 1: write every frame's features to features.bin), then the int16 samples. */
+ * logits; bit 1: write every frame's features to features.bin), then the int16 samples.
+ *
+ * Everything about the model, its output quantization included, comes from model.h. The build
+ * (mcu/kws.py) defines KWS_FIRST_KEYWORD, the first class that is a keyword (the class list is
+ * the data set's, not the model's: classes 0 and 1 are _silence_ and _unknown_). */
 #include <stdint.h>
 #include "cycles.h"
-#include "kws_params.h"
 #include "layer_marks.h"
 #include "mathf.h"
 #include "mfcc.h"
@@ -24,6 +27,9 @@
 #include "semihost.h"
 #include "startup.h"
 
+#ifndef KWS_FIRST_KEYWORD
+#error "build with -DKWS_FIRST_KEYWORD=<first keyword class> (mcu/kws.py does)"
+#endif
 #define MAX_WINDOW 16
 #define PRINT_LOGITS 1u
 #define WRITE_FEATURES 2u
@@ -33,13 +39,13 @@ static mfcc_stream_t stream;
 static int8_t ring[MFCC_NUM_FRAMES][MFCC_NUM_COEFFS];   /* the last second of features */
 static float posteriors[MAX_WINDOW][MODEL_OUTPUT_SIZE];  /* the last `average_window` inferences */
 
-/* softmax(scale * (logit - zero point)) into `out`. */
+/* softmax(scale * (logit - zero point)) into `out`, with the output scale of model.h. */
 static void softmax(const int8_t *logits, float *out) {
   int32_t largest = logits[0];
   for (int32_t c = 1; c < MODEL_OUTPUT_SIZE; c++) if (logits[c] > largest) largest = logits[c];
   float total = 0.0f;
   for (int32_t c = 0; c < MODEL_OUTPUT_SIZE; c++) {
-    out[c] = exp_f32(KWS_OUTPUT_SCALE * (float)(logits[c] - largest));   /* the zero point cancels */
+    out[c] = exp_f32(MODEL_OUTPUT_SCALE * (float)(logits[c] - largest));   /* the zero point cancels */
     total += out[c];
   }
   for (int32_t c = 0; c < MODEL_OUTPUT_SIZE; c++) out[c] /= total;
@@ -60,7 +66,7 @@ int main(void) {
     return report_failure("stream.bin: infer_every must be >= 1 and average_window in 1..16", EXIT_BAD_INPUT);
   int features_file = (flags & WRITE_FEATURES) ? sh_open("features.bin", "wb") : -1;
 
-  const float inv_scale = 1.0f / MODEL_INPUT_SCALE;
+  const float inv_scale = MODEL_INPUT_INV_SCALE;   /* q = round(x * inv_scale) + zero point */
   uint64_t frontend_total = 0, model_total = 0, post_total = 0, worst_hop = 0;
   int32_t frames = 0, next = 0, inferences = 0, last_detection = -1000000;
   const int32_t hops = (int32_t)(samples / MFCC_FRAME_STEP);

@@ -3,7 +3,7 @@
  * A Cortex-M core starts by reading two words at the start of flash: the initial stack pointer
  * and the address of the reset handler. Everything a C program takes for granted (initialised
  * globals, zeroed globals, a working FPU) is done here, in plain C, before main(). Faults go to
- * csrc/fault.c, which reports them (a stack overflow included) instead of hanging. */
+ * firmware/fault.c, which reports them (a stack overflow included) instead of hanging. */
 #include <stdint.h>
 #include "cycles.h"
 #include "fault.h"
@@ -25,7 +25,7 @@ int main(void);
 
 /* The stack is the lowest part of RAM (see the linker script), so a stack that overflows leaves
  * RAM. Writes there would not stop the program (QEMU ignores them; a real part may have another
- * memory there), so the guard makes them fault, and csrc/fault.c reports a stack overflow:
+ * memory there), so the guard makes them fault, and firmware/fault.c reports a stack overflow:
  * - Armv8-M (Cortex-M55) has a stack limit register: the core faults (STKOF) as soon as the
  *   stack pointer goes below MSPLIM;
  * - Armv7-M (Cortex-M4, M7) has none: an MPU region without access rights covers the memory

@@ -2,7 +2,7 @@
  *
  * Memory layout (from the linker script): flash holds the vector table, code and constants;
  * RAM holds the stack, then .data and .bss. The stack grows down towards the start of RAM, below
- * which a guard makes any access fault (a stack overflow, reported by csrc/fault.c). At reset the
+ * which a guard makes any access fault (a stack overflow, reported by firmware/fault.c). At reset the
  * free stack below the stack pointer is "painted" with a known word; afterwards the lowest
  * overwritten word shows how deep the stack ever went. */
 #ifndef STARTUP_H
