@@ -12,7 +12,7 @@ from conftest import needs_arm
 from tinyml_utils import emulator
 from tinyml_utils.engine import codegen, hostbuild
 from tinyml_utils.engine.ir import to_device_layout
-from tinyml_utils.engine.random_graphs import random_inputs, random_intmodel
+from tinyml_utils.testing.random_graphs import random_inputs, random_intmodel
 from tinyml_utils.quant import interpreter
 from tinyml_utils.quant.fixedpoint import INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier
 

@@ -18,10 +18,10 @@ import pytest
 
 from tinyml_utils.engine import codegen, hostbuild, kernels, kernels_fast, kernels_opt, specialise
 from tinyml_utils.engine.ir import KINDS, Graph, Op, Tensor, to_device_layout
-from tinyml_utils.engine.random_graphs import random_inputs, random_intmodel
 from tinyml_utils.engine.layer_constants import layer_constants
 from tinyml_utils.quant import interpreter
 from tinyml_utils.quant.fixedpoint import quantize_multiplier
+from tinyml_utils.testing.random_graphs import random_inputs, random_intmodel
 
 RUNTIME = codegen.RUNTIME
 CASES_PER_KERNEL = 8
