@@ -1,4 +1,4 @@
-"""Benchmark the whole keyword-spotting firmware on the emulated Cortex-M4 (issue 8's numbers).
+"""Benchmark the whole keyword-spotting firmware on the emulated Cortex-M4: the course's figures.
 
     python -m tinyml_utils.bench [--clips N] [--board stm32f301k8]
 
@@ -7,16 +7,17 @@ counts instructions, 40 per tick, deterministic), linked against a real part's m
 
 1. the batch firmware (`mcu/firmware/kws_clips.c`: on-device MFCC front end, then the model)
    twice, with the engine's plain reference kernels and with its optimised (shape-specialised)
-   kernels, on N test clips. Every layer's instructions come from the firmware's layer marks;
-   the logits of every clip are checked against the integer interpreter run on the device's own
-   features;
+   kernels, on N test clips. The model is the course's deployed int8 DS-CNN-S
+   (`deployed.get_int8_baseline`). Every layer's instructions come from the firmware's layer
+   marks (the table is `mcu.measure.layer_table`, the one the chapters print); the logits of
+   every clip are checked against the integer interpreter run on the device's own features;
 2. the streaming firmware (`mcu/firmware/kws_stream.c`: a 20 ms hop front end, a ring of the last
    second of features, the model, posterior smoothing) with the optimised kernels, on a few
    seconds of test clips played back to back, to measure the memory of the whole keyword spotter.
 
 It prints the per-layer table (instructions, instructions per MAC, kernel, and the gap to the
-SMLAD limit of 2 MACs per instruction), the totals beside the measured anchors of issue 8, and
-as its last line one JSON object:
+SMLAD limit of 2 MACs per instruction), the totals beside the cited figures (`ANCHORS`: measured
+elsewhere on the same emulator, board, compiler and model), and as its last line one JSON object:
 
 * `instructions`: one DS-CNN-S inference with the optimised kernels (`model_run()`, the largest
   over the clips);
@@ -35,16 +36,17 @@ from pathlib import Path
 
 import numpy as np
 
-#: Issue 8's measured anchors (same emulator, board, compiler, model): cited, not measured here.
+#: Figures measured outside the course's code (same emulator, board, compiler and model), cited
+#: by the benchmark and the chapters; the one place they are written down.
 ANCHORS = {
-    "CMSIS-NN (DSP paths, -O2)": "7,691,323 instructions per inference; per MAC: pointwise 2.09, first conv 3.49, "
-                                 "depthwise 7.79; firmware 50.9 KB flash (30.0 KB weights), 17.2 KB .bss, 1.06 KB stack",
-    "plain C reference kernels (-O2)": "29.2 M instructions per inference",
-    "TFLite Micro": "24,272-byte arena for MLPerf's KWS model (16,000 B of activations)",
-    "SMLAD limit": "2 MACs per instruction: 2,656,768 MACs need >= 1,328,384 instructions",
+    "cmsis_nn": {"what": "CMSIS-NN (DSP paths, -O2)", "instructions": 7_691_323,
+                 "per_mac": {"pointwise": 2.09, "conv2d": 3.49, "depthwise": 7.79},
+                 "flash_kb": 50.9, "weights_kb": 30.0, "bss_kb": 17.2, "stack_kb": 1.06,
+                 "activation_bytes": 16_000},    # two 8,000-byte activation buffers (+ kernel scratch)
+    "plain_c": {"what": "plain C reference kernels (-O2)", "instructions": 29_200_000},
+    "tflite_micro": {"what": "TFLite Micro", "model": "MLPerf's KWS model", "arena_bytes": 24_272,
+                     "activation_bytes": 16_000},
 }
-#: CMSIS-NN's instructions per MAC by layer kind (issue 8), for the table.
-CMSIS_NN_PER_MAC = {"conv2d": 3.49, "depthwise": 7.79, "pointwise": 2.09}
 #: The front end's per-frame work buffers (mcu/firmware/frontend/mfcc.c): dead while the model runs.
 FRONTEND_WORK_BUFFERS = ("fft_buffer", "magnitude", "log_mel")
 TARGETS = {"instructions": 4_000_000, "arena_bytes": 9 * 1024, "ram_bytes": 16 * 1024, "flash_bytes": 48 * 1024}
@@ -84,44 +86,42 @@ def device_stream(int_model, waves: np.ndarray, board: str, workdir: Path, stack
     work = {name: n for name, n, mem in firmware.symbols() if mem == "RAM" and name in FRONTEND_WORK_BUFFERS}
     return {"flash_bytes": firmware.flash_bytes, "static_ram_bytes": firmware.static_ram_bytes, "stack_bytes": stack,
             "ram_bytes": firmware.static_ram_bytes + stack, "inferences": len(run.logits),
-            "frontend_work_buffers": work, "scratch_bytes": code.meta["generated"].header and
-            int(code.meta["generated"].header.split("MODEL_SCRATCH_SIZE ")[1].split()[0]),
+            "frontend_work_buffers": work, "scratch_bytes": code.meta["generated"].scratch_size,
             "sections": firmware.sections, "symbols": firmware.symbols(256)}
 
 
 def layer_table(results: dict, generated: dict):
-    """Per layer: MACs, the SMLAD limit (MACs / 2), and per kernel set instructions, per MAC, kernel."""
-    import pandas as pd
+    """Per layer (first clip): MACs, the SMLAD limit, per kernel set instructions, per MAC, kernel;
+    the cited CMSIS-NN figures beside them (`mcu.measure.layer_table`)."""
+    from .mcu.measure import layer_table as table_of
 
-    graph = generated["opt"].graph
-    rows = []
-    for i, op in enumerate(graph.ops):
-        row = {"layer": op.name, "MACs": op.macs, "SMLAD limit": op.macs // 2}
-        for name, r in results.items():
-            n = int(r.layer_instructions[0][i])
-            row[f"{name} instructions"] = n
-            row[f"{name} /MAC"] = round(n / op.macs, 2) if op.macs else None
-            row[f"{name} kernel"] = generated[name].choices[op.name].function or "(view)"
-        row["opt / limit"] = round(row["opt instructions"] / row["SMLAD limit"], 2) if op.macs else None
-        row["CMSIS-NN /MAC (cited)"] = CMSIS_NN_PER_MAC.get(op.kind)
-        rows.append(row)
-    total = {"layer": "total (model_run)", "MACs": graph.macs, "SMLAD limit": graph.macs // 2}
-    for name, r in results.items():
-        n = int(r.model_instructions.max())
-        total.update({f"{name} instructions": n, f"{name} /MAC": round(n / graph.macs, 2), f"{name} kernel": ""})
-    total["opt / limit"] = round(total["opt instructions"] / total["SMLAD limit"], 2)
-    total["CMSIS-NN /MAC (cited)"] = round(7_691_323 / graph.macs, 2)
-    return pd.DataFrame(rows + [total]).set_index("layer")
+    cmsis = ANCHORS["cmsis_nn"]
+    table = table_of({k: r.layer_instructions[0] for k, r in results.items()},
+                     {k: r.model_instructions.max() for k, r in results.items()}, generated, cmsis["per_mac"])
+    table.loc["total (model_run)", "CMSIS-NN instr/MAC (cited)"] = round(cmsis["instructions"] / table["MACs"].iloc[-1], 2)
+    return table
+
+
+def cited_lines() -> list[str]:
+    """The cited figures of `ANCHORS`, one line each, as the benchmark prints them."""
+    c, p, t = ANCHORS["cmsis_nn"], ANCHORS["plain_c"], ANCHORS["tflite_micro"]
+    per_mac = c["per_mac"]
+    return [f"{c['what']}: {c['instructions']:,} instructions per inference; per MAC: pointwise "
+            f"{per_mac['pointwise']}, first conv {per_mac['conv2d']}, depthwise {per_mac['depthwise']}; firmware "
+            f"{c['flash_kb']} KB flash ({c['weights_kb']} KB weights), {c['bss_kb']} KB .bss, {c['stack_kb']} KB stack",
+            f"{p['what']}: {p['instructions'] / 1e6:.1f} M instructions per inference",
+            f"{t['what']}: {t['arena_bytes']:,}-byte arena for {t['model']} ({t['activation_bytes']:,} B of activations)"]
 
 
 def run(clips: int = 3, board: str = "stm32f301k8", stack_reserve: int = 1024, stream_clips: int = 3,
         workdir: Path | None = None) -> dict:
     """Everything `main` prints, as data: {"table", "summary", "stream", "generated", "clips"}."""
-    from .engine.bench import kws_model
+    from .deployed import get_int8_baseline
     from .kws_data import load_kws
 
-    int_model, _, description = kws_model(1)
-    waves = load_kws("synthetic").test.waves
+    int_model = get_int8_baseline()
+    data = load_kws("synthetic")
+    waves, description = data.test.waves, data.description
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(workdir or tmp)
         results, generated = {}, {}
@@ -166,8 +166,9 @@ def main(argv=None) -> int:
         print(f"not done (the firmware is mcu's): the front end's per-frame buffers ({', '.join(work)}: "
               f"{sum(work.values()):,} B of .bss) fit the arena's free region (model_scratch(), "
               f"{stream['scratch_bytes']:,} B); placed there, RAM would be {stream['ram_bytes'] - sum(work.values()):,} B")
-    for name, anchor in ANCHORS.items():
-        print(f"anchor (issue 8, measured elsewhere): {name}: {anchor}")
+    for line in cited_lines():
+        print(f"cited (measured elsewhere): {line}")
+    print(f"SMLAD limit: 2 MACs per instruction: {s['macs']:,} MACs need >= {s['macs'] // 2:,} instructions")
     for key, limit in TARGETS.items():
         verdict = "met" if s[key] <= limit else f"NOT met (+{s[key] - limit:,})"
         print(f"target {key} <= {limit:,}: {s[key]:,} {verdict}")
