@@ -107,8 +107,8 @@ def _random_op(kind, rng, inplace):
         (kh, kw), (sh, sw) = (int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))), tuple(rng.integers(1, 3, 2))
         x = _tensor("x", (h, w, c), rng)
         y = _tensor("y", ((h - kh) // sh + 1, (w - kw) // sw + 1, c), rng, like=x)
-        return Graph("case", {"x": x, "y": y}, [Op(kind, "op", ["x"], "y", {"kernel": (kh, kw), "stride": (int(sh), int(sw))})],
-                     "x", "y")
+        pool = Op(kind, "op", ["x"], "y", {"kernel": (kh, kw), "stride": (int(sh), int(sw))})
+        return Graph("case", {"x": x, "y": y}, [pool], "x", "y")
     else:
         c = max(c, 2) if kind == "depthwise" else c
         (kh, kw), (sh, sw), (ph, pw) = (1, 1), (1, 1), (0, 0)
@@ -222,8 +222,8 @@ def _matrix_corners(cases) -> set:
     seen = set()
     for spec, graph, inplace in cases:
         if spec.weights in ("pairs", "words"):
-            op = graph.ops[0]
-            seen |= {f"K % 4 == {op.arrays['weight'][0].size % 4}", f"C_out {'odd' if op.arrays['weight'].shape[0] % 2 else 'even'}"}
+            weight = graph.ops[0].arrays["weight"]
+            seen |= {f"K % 4 == {weight[0].size % 4}", f"C_out {'odd' if len(weight) % 2 else 'even'}"}
             seen |= {"in place"} if inplace else set()
     return seen
 
@@ -244,8 +244,8 @@ def test_debug_build_runs_the_deployed_model_and_random_graphs():
     # whatever the generator accepts for an optimised kernel, the kernel's asserts accept too
     rng = np.random.default_rng(12)
     models = [random_intmodel(rng) for _ in range(120)]
-    gens = [codegen.generate(m, kernels=("generic", "opt")[i % 2], prefix=f"g{i}",
-                             inplace_depthwise=bool(i % 3), inplace_pointwise=bool(i % 4)) for i, m in enumerate(models)]
+    gens = [codegen.generate(m, kernels=("generic", "opt")[i % 2], prefix=f"g{i}", inplace_depthwise=bool(i % 3),
+                             inplace_pointwise=bool(i % 4)) for i, m in enumerate(models)]
     xs = [random_inputs(m, 2, rng) for m in models]
     got = hostbuild.run_host(gens, [to_device_layout(x, m.input_spec.shape) for x, m in zip(xs, models)],
                              flags=["-DTM_DEBUG"], model_flags=["-O0", "-DTM_DEBUG"])
@@ -259,8 +259,8 @@ OUTSIDE_PRECONDITIONS = r"""
 #include "tm_fast.h"
 int main(void) {
   static const int8_t weight[4] = {1, 2, 3, 4};
-  static const int32_t bias[1] = {0}, multiplier[1] = {1 << 30}, words[1] = {0x04030201}, bias2[1] = {0}, m0[1] = {1 << 30};
-  static const int32_t shift[1] = {%(shift)d};
+  static const int32_t bias[1] = {0}, multiplier[1] = {1 << 30}, shift[1] = {%(shift)d};
+  static const int32_t words[1] = {0x04030201}, bias2[1] = {0}, m0[1] = {1 << 30};
   static const uint8_t e[1] = {%(e)d};
   static int8_t input[4], output[4], scratch[64];
   const tm_conv_params p = {.in_h = 1, .in_w = 1, .in_c = 4, .out_h = 1, .out_w = 1, .out_c = 1, .kernel_h = 1,

@@ -88,7 +88,8 @@ def pointwise_template(graph: Graph, op: Op) -> tuple[str, str, str]:
     pixels, out_q = _pixels(graph, op), _out_q(graph, op)
     return (f"{op.kind}: {pixels} pixels, {c_in} -> {c_out} channels; output zero point, clamp: {out_q}",
             f"{CONSTANTS}, {POINTERS}",
-            f"tm_fast_pointwise(input, output, (int32_t *)scratch, w, bias2, m0, e, {pixels}, {c_in}, {c_out}, {out_q});")
+            f"tm_fast_pointwise(input, output, (int32_t *)scratch, w, bias2, m0, e, {pixels}, {c_in}, {c_out}, "
+            f"{out_q});")
 
 
 def conv2d_template(graph: Graph, op: Op) -> tuple[str, str, str]:
