@@ -67,7 +67,10 @@ def live_bytes(arch: Arch, features_resident: bool = False) -> list[int]:
 
     With `features_resident` the feature buffer stays alive for the whole inference (streaming).
     """
-    chain = layers(arch)
+    return _live_bytes(layers(arch), features_resident)
+
+
+def _live_bytes(chain: list[Layer], features_resident: bool) -> list[int]:
     names = ["features"] + [layer.name for layer in chain]
     size = {"features": chain[0].input_elements, **{layer.name: layer.output_elements for layer in chain}}
     steps = [((names[i],), names[i + 1]) for i in range(len(chain))]
@@ -110,8 +113,10 @@ class Costs:
 
 
 def costs(arch: Arch) -> Costs:
-    """All costs of `arch` from one walk over its layers."""
-    return Costs(macs(arch), sram_bytes(arch), flash_bytes(arch), peak_activation_bytes(arch))
+    """All costs of `arch` from one walk over its layers (the same numbers as the functions above)."""
+    chain = layers(arch)
+    return Costs(sum(layer.macs for layer in chain), max(_live_bytes(chain, features_resident=True)),
+                 sum(layer.flash_bytes for layer in chain), max(_live_bytes(chain, features_resident=False)))
 
 
 @dataclass(frozen=True)
