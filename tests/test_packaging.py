@@ -1,5 +1,6 @@
 """Every C source, header and linker script of the package is declared as package data, so a
-non-editable install (a wheel) carries the runtime, the firmware and the emulator support too."""
+non-editable install (a wheel) carries the runtime, the firmware, the device support and the
+harnesses too; and every declared pattern still names a file (a moved folder leaves none behind)."""
 import fnmatch
 import tomllib
 from pathlib import Path
@@ -22,3 +23,10 @@ def test_every_data_file_is_in_package_data():
         if not covered:
             missing.append(str(path.relative_to(ROOT)))
     assert not missing, f"add these to [tool.setuptools.package-data] in pyproject.toml: {missing}"
+
+
+def test_every_package_data_pattern_matches_a_file():
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    stale = [f"{package}: {pattern}" for package, patterns in declared.items() for pattern in patterns
+             if not any(ROOT.joinpath(*package.split(".")).glob(pattern))]
+    assert not stale, f"these package-data patterns match no file any more, remove them from pyproject.toml: {stale}"
