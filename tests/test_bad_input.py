@@ -20,7 +20,7 @@ import torch
 from tinyml_utils import audio, kws_data, kws_synth, mfcc
 from tinyml_utils.cache import CacheRebuiltWarning, load_npz, load_or_build, save_npz
 from tinyml_utils.checks import CheckFailed, expect_close
-from tinyml_utils.toys import random_dscnn, toy_kws_data
+from tinyml_utils.standins import random_dscnn, toy_kws_data
 
 NAN = float("nan")
 

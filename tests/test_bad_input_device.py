@@ -13,11 +13,11 @@ from conftest import needs_arm
 from tinyml_utils import emulator
 from tinyml_utils.checks import CheckFailed, lab09
 from tinyml_utils.engine import codegen, hostbuild, ir
-from tinyml_utils.engine.random_graphs import random_inputs, random_intmodel
-from tinyml_utils.mcu import build, models_on_device, run
+from tinyml_utils.testing.random_graphs import random_inputs, random_intmodel
+from tinyml_utils.mcu import build, models_on_device, programs, run
 from tinyml_utils.quant import interpreter
 from tinyml_utils.quant.convert import convert
-from tinyml_utils.toys import random_dscnn, toy_kws_data
+from tinyml_utils.standins import random_dscnn, toy_kws_data
 
 REPO = Path(__file__).resolve().parents[1]
 needs_gcc = pytest.mark.skipif(__import__("shutil").which("gcc") is None, reason="no host C compiler")
@@ -33,7 +33,7 @@ def kws_model():
 
 # ---- row: float or wrong-size input into hostbuild.run_host / models_on_device.run_on_qemu ----
 
-@pytest.mark.parametrize("runner", [hostbuild.run_host, models_on_device.run_on_qemu, hostbuild.run_on_qemu])
+@pytest.mark.parametrize("runner", [hostbuild.run_host, models_on_device.run_on_qemu])
 def test_runners_refuse_float_and_wrong_size_inputs(kws_model, runner):
     int_model, gen, X = kws_model
     # The checks come before any compilation: no toolchain is needed to see them.
@@ -52,6 +52,7 @@ def test_runners_refuse_float_and_wrong_size_inputs(kws_model, runner):
         ir.to_device_layout(np.arange(0, 301).reshape(1, 1, 1, -1), (1, 1, 301))
 
 
+@pytest.mark.slow
 @needs_gcc
 def test_runners_accept_valid_inputs_unchanged(kws_model):
     int_model, gen, X = kws_model
@@ -132,6 +133,7 @@ ARM_ONLY = ("int8_t requantize(int32_t acc, int32_t m0, int32_t shift, int32_t z
             "  return 0 * hi; }")
 
 
+@pytest.mark.slow
 @needs_gcc
 def test_lab09_c_that_hangs_or_crashes_on_the_host_fails_clearly(monkeypatch):
     monkeypatch.setattr(lab09, "HOST_TIMEOUT", 2.0)
@@ -151,6 +153,7 @@ def test_lab09_weight_array_of_the_wrong_size_fails_clearly():
         lab09.check_weight_array_c(too_short)
 
 
+@pytest.mark.slow
 @needs_arm
 def test_lab09_c_that_hangs_or_crashes_on_the_cortex_m4_fails_clearly(monkeypatch):
     # Code that passes on the host and misbehaves only on the device (as undefined behaviour can).
@@ -233,11 +236,11 @@ def test_run_c_program_names_the_fault_and_where():
             "{ return ((volatile int32_t *)0xF0000000u)[i]; }\nint main(void) { return crash(0); }\n")
     with pytest.raises(emulator.ProgramFault, match=r"the program crashed in crash \(main.c:2\): hard fault "
                                                     r"pc=0x[0-9a-f]{8} .*address=0xf0000000"):
-        emulator.run_c_program(code)
+        programs.run_c_program(code)
     # An endless recursion runs into the stack guard below RAM (the firmware's start-up code, which
     # every program gets): a ProgramFault that says the stack overflowed, not undecodable output.
     with pytest.raises(emulator.ProgramFault, match=r"overflowed its stack.*recursion that does not end"):
-        emulator.run_c_program("int d(int n) { volatile char b[64]; b[0] = (char)n; return n ? d(n - 1) + b[0] : 0; }\n"
+        programs.run_c_program("int d(int n) { volatile char b[64]; b[0] = (char)n; return n ? d(n - 1) + b[0] : 0; }\n"
                                "int main(void) { return d(1 << 30); }\n")
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from tinyml_utils import distill
 from tinyml_utils.models import DNN, DSCNN, ds_cnn_wide
 from tinyml_utils.train import fit
-from tinyml_utils.toys import toy_kws_data as toy_data
+from tinyml_utils.standins import toy_kws_data as toy_data
 
 
 def logits_pair(n=8, c=12, seed=0, scale=4.0):

@@ -2,11 +2,12 @@ import pytest
 
 from conftest import needs_arm
 from tinyml_utils import emulator
+from tinyml_utils.mcu import programs
 
 
 @needs_arm
 def test_program_output_and_exit_code():
-    result = emulator.run_c_program(r'''
+    result = programs.run_c_program(r'''
 #include "semihost.h"
 int main(void) {
   int sum = 0;
@@ -18,28 +19,29 @@ int main(void) {
     assert result.exit_code == 7
 
 
+@pytest.mark.slow
 @needs_arm
 def test_hang_becomes_a_timeout_error():
     with pytest.raises(emulator.EmulatorTimeout, match="did not finish"):
-        emulator.run_c_program("int main(void) { for (;;) {} }", timeout=2)
+        programs.run_c_program("int main(void) { for (;;) {} }", timeout=2)
 
 
 @needs_arm
 def test_fault_is_reported():
     with pytest.raises(emulator.ProgramFault, match=r"crashed in main \(main.c:1\): hard fault pc=0x"):
-        emulator.run_c_program("int main(void) { return *(volatile int *)0xF0000000; }")
+        programs.run_c_program("int main(void) { return *(volatile int *)0xF0000000; }")
 
 
 @needs_arm
 def test_compile_error_is_shown():
     with pytest.raises(RuntimeError, match="arm-none-eabi-gcc failed"):
-        emulator.run_c_program("int main(void) { return undefined_name; }")
+        programs.run_c_program("int main(void) { return undefined_name; }")
 
 
 def test_missing_toolchain_names_the_install_command(monkeypatch):
     monkeypatch.setattr(emulator.shutil, "which", lambda tool: None)
     with pytest.raises(emulator.ToolchainMissing, match="apt-get install -y --no-install-recommends gcc-arm-none-eabi"):
-        emulator.run_c_program("int main(void) { return 0; }")
+        programs.run_c_program("int main(void) { return 0; }")
 
 
 @needs_arm
@@ -58,8 +60,8 @@ int main(void) {
   }
   return 0;
 }'''
-    first = emulator.run_c_program(code)
-    assert first.exit_code == 0 and first.output == emulator.run_c_program(code).output  # deterministic
+    first = programs.run_c_program(code)
+    assert first.exit_code == 0 and first.output == programs.run_c_program(code).output  # deterministic
     counts = [int(v) for v in first.output.split()]
     # spin() runs 6 instructions per iteration (see its disassembly). 120 M iterations (720 M
     # instructions) wrap the 24-bit SysTick (2^24 ticks x 40 = 671 M instructions) once: the

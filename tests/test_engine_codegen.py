@@ -11,6 +11,7 @@ import pytest
 from conftest import needs_arm
 from tinyml_utils import emulator
 from tinyml_utils.engine import codegen, hostbuild
+from tinyml_utils.mcu import models_on_device
 from tinyml_utils.engine.ir import to_device_layout
 from tinyml_utils.testing.random_graphs import random_inputs, random_intmodel
 from tinyml_utils.quant import interpreter
@@ -75,6 +76,7 @@ def specialised_cases(gens) -> set:
     return seen
 
 
+@pytest.mark.slow
 def test_random_graphs_on_the_host_match_the_interpreter():
     gens, xs, ys, _ = random_cases(seed=100, count=NUM_HOST_GRAPHS)
     kinds = {op.kind for g in gens for op in g.graph.ops}
@@ -103,13 +105,14 @@ def test_every_layer_dump_matches_the_interpreter():
             assert np.array_equal(dumped, expected), f"{g.prefix}: layer {op.name} ({op.kind}) differs"
 
 
+@pytest.mark.slow
 @needs_arm
 def test_random_graphs_on_qemu_with_optimised_kernels():
     gens, xs, ys, _ = random_cases(seed=300, count=NUM_QEMU_GRAPHS * 5 // 3, kernels=("opt", "opt", "opt", "generic"),
                                    inputs_per_graph=2)
     assert sum(g.kernels == "opt" for g in gens) >= NUM_QEMU_GRAPHS
     assert {"tm_fast_conv2d", "tm_fast_pointwise", "tm_fast_depthwise3x3", "tm_fast_avgpool"} <= specialised_cases(gens)
-    result = hostbuild.run_on_qemu(gens, xs)
+    result = models_on_device.run_on_qemu(gens, xs)
     assert first_mismatch(gens, result.outputs, ys) is None
 
 
@@ -123,6 +126,7 @@ def baseline_int_model():
     return int_model, x_q
 
 
+@pytest.mark.slow
 @needs_arm
 def test_ds_cnn_baseline_on_host_and_qemu_matches_the_interpreter(baseline_int_model):
     int_model, x_q = baseline_int_model
@@ -137,7 +141,7 @@ def test_ds_cnn_baseline_on_host_and_qemu_matches_the_interpreter(baseline_int_m
     assert len(expected) >= 200
     for got in (host_ref, host_generic, host_opt, host_opt_o2):
         np.testing.assert_array_equal(got, expected)
-    on_qemu = hostbuild.run_on_qemu([opt, generic], [x_dev, x_dev])
+    on_qemu = models_on_device.run_on_qemu([opt, generic], [x_dev, x_dev])
     np.testing.assert_array_equal(on_qemu.outputs[0], expected)
     np.testing.assert_array_equal(on_qemu.outputs[1], expected)
     # Instruction counts are deterministic: the specialised kernels meet the course's target (4 M per inference).

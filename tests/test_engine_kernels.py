@@ -187,6 +187,7 @@ def _compile_and_run(code: str, stdin: bytes, flags=(), sources=()) -> subproces
         return subprocess.run([str(exe)], input=stdin, capture_output=True)
 
 
+@pytest.mark.slow
 def test_each_optimised_kernel_matches_its_reference_twin():
     rng = np.random.default_rng(11)
     cases = [(spec, graph, inplace) for spec in OPTIMISED
@@ -230,6 +231,7 @@ def _matrix_corners(cases) -> set:
 
 # ---- debug builds ----
 
+@pytest.mark.slow
 def test_debug_build_runs_the_deployed_model_and_random_graphs():
     from tinyml_utils.deployed import get_int8_baseline
     from tinyml_utils.kws_data import kws_features

@@ -35,6 +35,7 @@ def test_every_exercise_has_a_solution_and_a_check():
             assert "checks." in source(cells[i + 1]), f"{master.name}: the cell after solution {i} must be a check"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("master", lab_masters(), ids=lambda p: p.name)
 def test_student_copy_fails_where_solutions_were(master, monkeypatch):
     student = nbformat.reads(labtools.render(labtools.make_student_copy(load(master))), as_version=4)

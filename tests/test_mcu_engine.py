@@ -49,6 +49,7 @@ def test_first_divergence_names_the_planted_bug(small_model, tmp_path):
         assert debug.first_divergence(good) is None                 # the device ran the buggy model faithfully
 
 
+@pytest.mark.slow
 @needs_arm
 @pytest.mark.parametrize("kernels", ["ref", "opt"])
 def test_harness_counts_what_the_firmware_counts(small_model, tmp_path, kernels):

@@ -101,6 +101,7 @@ def test_too_big_for_the_board_says_by_how_much(clips_firmware, tmp_path):
     assert abs(err.value.overflow["FLASH"] - (clips_firmware.flash_bytes - 4096)) <= 64
 
 
+@pytest.mark.slow
 @needs_arm
 def test_bad_inputs_and_faults_are_clear_errors(clips_firmware, tmp_path):
     with pytest.raises(run.DeviceError, match="could not open an input file"):

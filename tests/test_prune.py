@@ -15,7 +15,7 @@ from tinyml_utils import profiler, prune
 from tinyml_utils.config import at_size
 from tinyml_utils.models import DSCNN, SmallCNN, ds_cnn_s
 from tinyml_utils.train import accuracy
-from tinyml_utils.toys import random_dscnn, toy_kws_data as toy_data
+from tinyml_utils.standins import random_dscnn, toy_kws_data as toy_data
 
 
 # --- magnitude masks -------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ import torch
 
 from tinyml_utils.models import DNN
 from tinyml_utils.train import accuracy, fit, spec_augment
-from tinyml_utils.toys import toy_kws_data as toy_data
+from tinyml_utils.standins import toy_kws_data as toy_data
 
 
 def test_fit_is_seeded_and_learns():

@@ -1,18 +1,15 @@
-"""Run programs on QEMU's emulated Cortex-M boards, and the smallest way to try one: `run_c_program`.
+"""Run programs on QEMU's emulated Cortex-M boards: find the tools, start QEMU, decode a fault.
 
 The program talks to the host through semihosting (see `mcu/firmware/semihost.h`): what it
 prints comes back as text, and the value `main()` returns becomes QEMU's exit code. This module
-is the emulator's side (find the tools, start QEMU, decode a fault); programs are built by
-`mcu.build`, the one road to the device that the firmware uses too. `compile_cortex_m4` and
-`run_c_program` build for the default board profile (`mcu.boards.DEFAULT_BOARD`: QEMU's
-`mps2-an386`, a Cortex-M4F).
+is the emulator's side only; programs are built by `mcu.build`, the one road to the device, and
+`mcu.programs.run_c_program` is the smallest way to try one.
 """
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,18 +43,6 @@ def require(tool: str) -> str:
         raise ToolchainMissing(f"{tool} was not found. Install the ARM toolchain and emulator with:\n  "
                                f"{INSTALL_HINT}\n(or run ./run setup, which does it when run as root)")
     return path
-
-
-def compile_cortex_m4(sources: list[Path], elf: Path, extra_flags: list[str] = ()) -> Path:
-    """Compile and link C sources with the course's start-up code for the default board into `elf`.
-
-    The build is `mcu.build.build` (hard-float Cortex-M4F, the board's linker script); a compiler
-    error raises `mcu.build.BuildError` (a RuntimeError) with gcc's message."""
-    from .mcu.boards import DEFAULT_BOARD
-    from .mcu.build import build
-
-    elf = Path(elf)
-    return build(sources, DEFAULT_BOARD, elf.parent, name=elf.stem, extra_flags=list(extra_flags)).elf
 
 
 #: Deterministic virtual time: one instruction = 1 ns, so SysTick counts instructions (see mcu/firmware/cycles.h).
@@ -120,15 +105,3 @@ def check_fault(elf: Path, result: RunResult, what: str = "the program") -> None
     raise ProgramFault(f"{what} crashed{place}: {line[len('FAULT: '):]}. A fault is an access to an address "
                        "that does not exist or is not allowed (an array index out of bounds, a bad pointer), an "
                        "unaligned access or a division by zero.")
-
-
-def run_c_program(code: str, timeout: float = 20.0) -> RunResult:
-    """Compile one C file (with `int main(void)`; `#include "semihost.h"` to print, `"cycles.h"` to
-    count instructions) and run it; a fault raises `ProgramFault` naming the function and line."""
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "main.c"
-        src.write_text(code)
-        elf = compile_cortex_m4([src], Path(tmp) / "main.elf", ["-g"])   # -g: line numbers for fault reports
-        result = run_qemu(elf, timeout=timeout)
-        check_fault(elf, result)
-        return result

@@ -11,7 +11,7 @@ from torch import nn
 from . import CheckFailed, expect_close, expect_equal, passed
 from .. import prune
 from ..models import DSCNN, SmallCNN
-from ..toys import random_dscnn, toy_kws_data
+from ..standins import random_dscnn, toy_kws_data
 
 
 def check_magnitude_mask(magnitude_mask) -> None:

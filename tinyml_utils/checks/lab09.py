@@ -14,7 +14,7 @@ import torch
 
 from . import CheckFailed, expect_equal, passed
 from ..engine import ir, planner
-from ..engine.random_graphs import random_intmodel
+from ..testing.random_graphs import random_intmodel
 from ..quant import interpreter
 from ..quant.fixedpoint import multiply_by_quantized_multiplier
 from ..quant.intmodel import IntModel, Layer, TensorSpec
@@ -140,9 +140,10 @@ def _run_on_host(exe: Path, stdin: bytes) -> bytes:
 def _run_on_arm(src: Path, workdir: Path) -> str:
     """Compile for the Cortex-M4 and run on QEMU; a hang or a fault becomes a CheckFailed saying where."""
     from .. import emulator
+    from ..mcu import programs
 
     try:
-        elf = emulator.compile_cortex_m4([src], workdir / "student.elf", ["-Wno-error", "-g"])
+        elf = programs.compile_cortex_m4([src], workdir / "student.elf", ["-Wno-error", "-g"])
     except emulator.ToolchainMissing:        # a RuntimeError too, but not the student's doing
         raise
     except RuntimeError as e:

@@ -7,7 +7,7 @@ outputs (and, on request, every layer's output via the layer hook) to stdout.
 
 The same models run on the emulated Cortex-M4 with `mcu.models_on_device.run_on_qemu`, which
 shares this module's input checks and model table (`device_inputs`, `write_models`,
-`model_table`); `run_on_qemu` here forwards to it.
+`model_table`).
 
 Inputs and outputs are int8 arrays (N, bytes) in the device's HWC order (`ir.to_device_layout`).
 """
@@ -149,11 +149,3 @@ def run_host(models: list[GeneratedModel], inputs: list[np.ndarray], layers: boo
     if pos != len(data):
         raise RuntimeError(f"the host program wrote {len(data)} bytes, expected {pos}")
     return results
-
-
-def run_on_qemu(models: list[GeneratedModel], inputs: list[np.ndarray], flags: list[str] = (),
-                timeout: float = 300.0, workdir: Path | None = None):
-    """The models on the emulated Cortex-M4: `mcu.models_on_device.run_on_qemu` (same arguments and result)."""
-    from ..mcu.models_on_device import run_on_qemu as on_device
-
-    return on_device(models, inputs, flags=flags, timeout=timeout, workdir=workdir)

@@ -3,6 +3,7 @@
 * `boards`: a QEMU machine paired with a real part's flash, SRAM and clock; the linker script.
 * `build`: the one road from C to the device (start-up code, the board's linker script, its ABI);
   section sizes, bytes per object; `DoesNotFit` says by how much.
+* `programs`: one C file or a few sources on the default board (`run_c_program`).
 * `run`: QEMU with -icount and a timeout; exit codes and faults become clear errors.
 * `models_on_device`: the engine's generated models in one program on the device (`run_on_qemu`).
 * `measure`: a model's instructions per layer, arena and flash, per kernel set; the per-layer table.

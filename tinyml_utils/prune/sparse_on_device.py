@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import emulator
+from ..mcu import programs
 from .formats import to_csr
 
 KERNELS = ("dense_ref", "dense_simd", "csr", "bitmask")
@@ -88,7 +89,7 @@ def kernel_instructions(weights: list[np.ndarray], x: np.ndarray, timeout: float
     with tempfile.TemporaryDirectory() as tmp:
         main = Path(tmp) / "main.c"
         main.write_text(program(weights, x))
-        elf = emulator.compile_cortex_m4([main, SPARSE_KERNELS], Path(tmp) / "main.elf",
+        elf = programs.compile_cortex_m4([main, SPARSE_KERNELS], Path(tmp) / "main.elf",
                                          [f"-I{SPARSE_KERNELS.parent}", "-Werror"])
         result = emulator.run_qemu(elf, timeout=timeout)
     if result.exit_code != 0:
