@@ -93,7 +93,8 @@ def report(kept: list[str]) -> None:
 
 def main(source: Path, out: Path) -> None:
     kept = choose(source)
-    assert all(len({split_of(r) for r in kept if speaker_of(r) == s}) == 1 for s in {speaker_of(r) for r in kept} - {None})
+    speakers = {speaker_of(r) for r in kept} - {None}
+    assert all(len({split_of(r) for r in kept if speaker_of(r) == s}) == 1 for s in speakers)  # by speaker
     out.mkdir(parents=True, exist_ok=True)
     for cls in CLASSES:
         write_archive(source, [r for r in kept if r.startswith(cls + "/")], out / f"{cls}.tar.xz")

@@ -175,3 +175,31 @@ def test_shipped_subset_loads_offline_with_an_empty_cache(monkeypatch):
     assert "Speech Commands v0.02" in data.description and "split by speaker" in data.description
     assert kws_data.data_version().startswith("speech_commands_dev-")
     assert float(np.abs(data.train.waves[:50].astype(np.float64)).mean()) > 10  # real audio, not silence
+
+
+def pack_as_archives(folder, out):
+    """`folder`'s class folders as `<class>.tar.xz` archives in `out`, with its lists."""
+    import shutil
+    import tarfile
+
+    out.mkdir()
+    for cls in sorted(p for p in folder.iterdir() if p.is_dir()):
+        with tarfile.open(out / f"{cls.name}.tar.xz", "w:xz") as tar:
+            for wav in sorted(cls.glob("*.wav")):
+                tar.add(wav, f"{cls.name}/{wav.name}")
+    for name in ("validation_list.txt", "testing_list.txt"):
+        shutil.copy(folder / name, out / name)
+    return out
+
+
+def test_archives_read_like_the_folder_and_a_damaged_one_is_named(tmp_path):
+    folder = official_layout(tmp_path / "folder")
+    packed = pack_as_archives(folder, tmp_path / "packed")
+    a, b = (kws_data.read_layout(root, 0.1, 0.1) for root in (folder, packed))
+    for s in kws_data.SPLITS:
+        assert a[s].files == b[s].files and np.array_equal(a[s].waves, b[s].waves)
+        assert np.array_equal(a[s].labels, b[s].labels)
+    damaged = packed / "yes.tar.xz"
+    damaged.write_bytes(damaged.read_bytes()[:200])
+    with pytest.raises(AudioFileError, match=r"yes.tar.xz: not a readable .tar.xz archive"):
+        kws_data.read_layout(packed, 0.1, 0.1)

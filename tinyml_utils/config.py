@@ -40,8 +40,8 @@ def data_source() -> str:
     """
     source = os.environ.get("TINYML_DATA", "").strip() or "synthetic"
     if source not in DATA_SOURCES:
-        raise ValueError(f"TINYML_DATA={source!r} is not a data source; choose one of {', '.join(DATA_SOURCES)} "
-                         "(or leave it unset for synthetic).")
+        raise ValueError(f"TINYML_DATA={source!r} is not a data source; choose one of "
+                         f"{', '.join(DATA_SOURCES)} (or leave it unset for synthetic).")
     return source
 
 
