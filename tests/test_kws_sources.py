@@ -203,3 +203,14 @@ def test_archives_read_like_the_folder_and_a_damaged_one_is_named(tmp_path):
     damaged.write_bytes(damaged.read_bytes()[:200])
     with pytest.raises(AudioFileError, match=r"yes.tar.xz: not a readable .tar.xz archive"):
         kws_data.read_layout(packed, 0.1, 0.1)
+
+
+def test_a_corrupt_clip_in_an_archive_names_the_archive_and_the_clip(tmp_path):
+    import tarfile
+
+    folder = official_layout(tmp_path / "folder")
+    (folder / "up" / "b000000_nohash_0.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    packed = pack_as_archives(folder, tmp_path / "packed")
+    assert tarfile.open(packed / "up.tar.xz").getnames()[1] == "up/b000000_nohash_0.wav"
+    with pytest.raises(AudioFileError, match=r"up.tar.xz: up/b000000_nohash_0.wav: not a readable WAV file"):
+        kws_data.read_layout(packed, 0.1, 0.1)

@@ -65,6 +65,7 @@ class ClipStore:
         self.root = Path(root)
         self.archives = sorted(self.root.glob("*.tar.xz"))
         self._members: dict[str, bytes] | None = None
+        self._archive_of: dict[str, str] = {}
 
     def _unpacked(self) -> dict[str, bytes]:
         if self._members is None:
@@ -74,7 +75,8 @@ class ClipStore:
                     with tarfile.open(archive, "r:xz") as tar:
                         for m in tar:
                             if m.isfile() and m.name.endswith(".wav"):
-                                self._members[m.name.removeprefix("./")] = tar.extractfile(m).read()
+                                rel = m.name.removeprefix("./")
+                                self._members[rel], self._archive_of[rel] = tar.extractfile(m).read(), archive.name
                 except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as e:
                     raise AudioFileError(f"{archive}: not a readable .tar.xz archive ({e}). {REPLACE_FILE}") from e
         return self._members
@@ -92,7 +94,8 @@ class ClipStore:
 
     def read(self, rel: str) -> np.ndarray:
         if self.archives:
-            return read_wav(f"{self.root}/{rel}", data=self._unpacked()[rel])
+            data = self._unpacked()[rel]
+            return read_wav(f"{self.root / self._archive_of[rel]}: {rel}", data=data)
         return read_wav(self.root / rel)
 
     def fingerprint(self) -> list[str]:
