@@ -5,6 +5,7 @@ format of Google Speech Commands and of the course's synthetic data.
 """
 from __future__ import annotations
 
+import io
 import wave
 from pathlib import Path
 
@@ -22,11 +23,14 @@ class AudioFileError(ValueError):
 REPLACE_FILE = "Delete it and regenerate or re-download the dataset."
 
 
-def read_wav(path: str | Path) -> np.ndarray:
-    """Read a 16 kHz mono 16-bit WAV file into int16 samples, shape (num_samples,)."""
+def read_wav(path: str | Path, data: bytes | None = None) -> np.ndarray:
+    """Read a 16 kHz mono 16-bit WAV file into int16 samples, shape (num_samples,).
+
+    With `data`, the file's bytes (a member of an archive, say) are read instead and `path` only
+    names them in errors."""
     path = Path(path)
     try:
-        with wave.open(str(path), "rb") as f:
+        with wave.open(str(path) if data is None else io.BytesIO(data), "rb") as f:
             channels, width, rate, frames = f.getnchannels(), f.getsampwidth(), f.getframerate(), f.getnframes()
             raw = f.readframes(frames)
     except (wave.Error, EOFError, OSError, RuntimeError) as e:

@@ -24,6 +24,34 @@ if SEED < 0 or THREADS < 1:
     raise ValueError(f"TINYML_SEED must be >= 0 and TINYML_THREADS >= 1 (got {SEED} and {THREADS})")
 
 
+#: The keyword-spotting data sources TINYML_DATA chooses from (see `data_source`).
+DATA_SOURCES = ("synthetic", "speech_commands", "speech_commands_dev")
+
+
+def data_source() -> str:
+    """The course's data source, from TINYML_DATA (read at each call; default "synthetic"):
+
+    * "synthetic": the offline espeak-ng data (generated on first use);
+    * "speech_commands": Google Speech Commands v0.02 with its official split, downloaded on first
+      use, or read from the local folder TINYML_SPEECH_COMMANDS names (see `speech_commands_folder`);
+    * "speech_commands_dev": the real-speech subset shipped in the repository (`data/`), offline.
+
+    `kws_data.load_kws()` and `kws_features()` without a source use it, and so do the cache keys.
+    """
+    source = os.environ.get("TINYML_DATA", "").strip() or "synthetic"
+    if source not in DATA_SOURCES:
+        raise ValueError(f"TINYML_DATA={source!r} is not a data source; choose one of "
+                         f"{', '.join(DATA_SOURCES)} (or leave it unset for synthetic).")
+    return source
+
+
+def speech_commands_folder() -> Path | None:
+    """TINYML_SPEECH_COMMANDS: a local Speech Commands folder that source "speech_commands" reads instead
+    of downloading (the full v0.02 layout with its split lists, or the 12-class test files); None if unset."""
+    folder = os.environ.get("TINYML_SPEECH_COMMANDS", "").strip()
+    return Path(folder).expanduser() if folder else None
+
+
 def course_seed(seed: int = 0) -> int:
     """The seed a call with `seed` really uses: `seed` itself for TINYML_SEED=0, else shifted by 1000 per course seed."""
     return seed + 1000 * SEED
