@@ -214,3 +214,26 @@ def test_a_corrupt_clip_in_an_archive_names_the_archive_and_the_clip(tmp_path):
     assert tarfile.open(packed / "up.tar.xz").getnames()[1] == "up/b000000_nohash_0.wav"
     with pytest.raises(AudioFileError, match=r"up.tar.xz: up/b000000_nohash_0.wav: not a readable WAV file"):
         kws_data.read_layout(packed, 0.1, 0.1)
+
+
+def test_every_function_that_takes_a_source_follows_the_switch(monkeypatch):
+    """No function of the package pins a data source by default: None means TINYML_DATA."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import tinyml_utils
+    from tinyml_utils.kws_data import resolve_source
+
+    pinned = []
+    for info in pkgutil.walk_packages(tinyml_utils.__path__, "tinyml_utils."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            param = inspect.signature(fn).parameters.get("source")
+            if fn.__module__ == info.name and param is not None and param.default not in (None, inspect.Parameter.empty):
+                pinned.append(f"{info.name}.{name}(source={param.default!r})")
+    assert not pinned, f"these pin a data source instead of following TINYML_DATA: {pinned}"
+    monkeypatch.setenv("TINYML_DATA", "speech_commands_dev")
+    assert resolve_source(None) == "speech_commands_dev" and resolve_source("synthetic") == "synthetic"

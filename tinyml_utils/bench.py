@@ -120,7 +120,7 @@ def run(clips: int = 3, board: str = "stm32f301k8", stack_reserve: int = 1024, s
     from .kws_data import load_kws
 
     int_model = get_int8_baseline()
-    data = load_kws("synthetic")
+    data = load_kws()   # the source TINYML_DATA chooses
     waves, description = data.test.waves, data.description
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(workdir or tmp)

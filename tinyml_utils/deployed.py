@@ -34,8 +34,10 @@ def _int8_baseline(name: str, source: str):
     return convert(model, calibration_clips(kws_features(source)["train"][0]), name=name)
 
 
-def get_int8_baseline(name: str = "ds_cnn_s", source: str = "synthetic"):
+def get_int8_baseline(name: str = "ds_cnn_s", source: str | None = None):
     """The course's deployed int8 model (an IntModel): the cached float baseline `name`, calibrated
     by the one rule above. Converted once per process; the same call returns the same object, so
     treat it as read-only."""
+    from .kws_data import resolve_source
+    source = resolve_source(source)   # None: the TINYML_DATA switch (and a resolved name in every cache key)
     return _int8_baseline(name, source)

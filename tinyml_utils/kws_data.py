@@ -65,7 +65,8 @@ def default_source() -> str:
     return data_source()
 
 
-def _checked(source: str | None) -> str:
+def resolve_source(source: str | None) -> str:
+    """`source`, or the one TINYML_DATA chooses when it is None; an unknown name raises ValueError."""
     source = default_source() if source is None else source
     if source not in SOURCES:
         raise ValueError(f"unknown data source {source!r}; choose one of {SOURCES}")
@@ -108,7 +109,7 @@ def _name_of(source: str, root: Path) -> str:
 
 def dataset_name(source: str | None = None) -> str:
     """The versioned name of a source's dataset (its cache folder), e.g. 'synthetic-869ae0409c'."""
-    source = _checked(source)
+    source = resolve_source(source)
     if source == "synthetic":
         return SynthConfig().key()  # changes with the generator's recipe (kws_synth.GENERATOR_VERSION)
     folder = _local_folder(source)
@@ -125,7 +126,7 @@ def data_version(source: str | None = None) -> str:
 
 def dataset_root(source: str | None = None) -> Path:
     """Where a source's files live (generated or downloaded on first use, or read in place)."""
-    source = _checked(source)  # an unknown source fails here, before anything is created
+    source = resolve_source(source)  # an unknown source fails here, before anything is created
     if source == "synthetic":
         root = cache_dir("data") / dataset_name(source)
         with file_lock(root.with_suffix(".lock")):
@@ -243,7 +244,7 @@ def _describe(source: str, root: Path) -> str:
 
 def load_kws(source: str | None = None) -> KWSData:
     """Load a keyword-spotting source (default: TINYML_DATA), generating or downloading it on first use."""
-    source = _checked(source)
+    source = resolve_source(source)
     root = dataset_root(source)
 
     def build(path):
@@ -263,7 +264,7 @@ def kws_features(source: str | None = None) -> dict[str, tuple[np.ndarray, np.nd
     Default source: TINYML_DATA."""
     from .mfcc import FRONT_END_VERSION, mfcc_batched
 
-    source = _checked(source)
+    source = resolve_source(source)
     root = dataset_root(source)
 
     def build(path):

@@ -64,11 +64,11 @@ def run_job(job: str) -> str:
 
 
 def main() -> None:
-    from .kws_data import kws_features
+    from .kws_data import default_source, kws_features
 
     t0 = time.perf_counter()
-    feats = kws_features("synthetic")
-    print(f"[prepare] synthetic data and MFCC features: {sum(len(y) for _, y in feats.values())} clips, "
+    feats = kws_features()   # the source TINYML_DATA chooses (default: synthetic); the workers inherit it
+    print(f"[prepare] {default_source()} data and MFCC features: {sum(len(y) for _, y in feats.values())} clips, "
           f"{time.perf_counter() - t0:.0f} s")
     todo = jobs()
     workers = max(1, min(len(todo), (os.cpu_count() or 1) // THREADS))

@@ -95,13 +95,15 @@ BASELINE_EPOCHS = {"ds_cnn_s": (30, 30), "small_cnn": (30, 12), "dnn": (40, 15),
                    "ds_cnn_wide": (30, 12)}
 
 
-def get_baseline(name: str = "ds_cnn_s", source: str = "synthetic", progress: bool = True):
+def get_baseline(name: str = "ds_cnn_s", source: str | None = None, progress: bool = True):
     """The course's trained baseline `name` on `source`: trained on first use, then loaded.
 
     Returns (model in eval mode, info dict with the recipe, accuracies and training time).
     """
-    from .kws_data import data_version, kws_features
+    from .kws_data import data_version, kws_features, resolve_source
     from .models import MODEL_ZOO
+
+    source = resolve_source(source)   # None: the TINYML_DATA switch (and a resolved name in every cache key)
 
     epochs = at_size(*BASELINE_EPOCHS[name])
     tag = f"{name}-{data_version(source)}-e{epochs}-r{RECIPE_VERSION}-{run_tag()}"

@@ -32,8 +32,10 @@ def chosen_space() -> DesignSpace:
     return select_space(candidate_spaces(), CONSTRAINTS, samples=SPACE_SAMPLES, seed=0)[0]
 
 
-def kws_supernet(source: str = "synthetic", progress: bool = True):
+def kws_supernet(source: str | None = None, progress: bool = True):
     """(space, supernet, info): the chosen space's supernet, trained once at this run size and cached."""
+    from ..kws_data import resolve_source
+    source = resolve_source(source)   # None: the TINYML_DATA switch (and a resolved name in every cache key)
     from .estimate import get_supernet
 
     space = chosen_space()

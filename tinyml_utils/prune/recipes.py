@@ -69,11 +69,13 @@ def _tag(kind: str, name: str, source: str, epochs: int) -> str:
             f"-r{RECIPE_VERSION}-{run_tag()}")
 
 
-def get_gradual(name: str = "ds_cnn_s", source: str = "synthetic", progress: bool = True):
+def get_gradual(name: str = "ds_cnn_s", source: str | None = None, progress: bool = True):
     """The gradually pruned `name` baseline: (list of models, one per level in eval mode, info dict).
 
     info holds the recipe, the per-step validation accuracies and each checkpoint's test accuracy.
     """
+    from ..kws_data import resolve_source
+    source = resolve_source(source)   # None: the TINYML_DATA switch (and a resolved name in every cache key)
     from ..kws_data import kws_features
     from ..train import get_baseline
 
@@ -106,8 +108,10 @@ def get_gradual(name: str = "ds_cnn_s", source: str = "synthetic", progress: boo
     return load_or_train(path, train, load)
 
 
-def get_channel_pruned(name: str = "ds_cnn_s", source: str = "synthetic", progress: bool = True):
+def get_channel_pruned(name: str = "ds_cnn_s", source: str | None = None, progress: bool = True):
     """The channel-pruned, fine-tuned `name` baseline: (a smaller DSCNN in eval mode, info dict)."""
+    from ..kws_data import resolve_source
+    source = resolve_source(source)   # None: the TINYML_DATA switch (and a resolved name in every cache key)
     from ..kws_data import kws_features
     from ..train import get_baseline
 

@@ -43,13 +43,15 @@ def qat_finetune(model, train: tuple, val: tuple | None = None, weight_bits: int
     return fq.eval(), history
 
 
-def get_qat_model(name: str = "ds_cnn_s", weight_bits: int = 8, source: str = "synthetic",
+def get_qat_model(name: str = "ds_cnn_s", weight_bits: int = 8, source: str | None = None,
                   progress: bool = True) -> tuple[FakeQuantModel, dict]:
     """The cached QAT fine-tune of baseline `name` at `weight_bits`-bit weights (int8 activations).
 
     Trained on first use (seconds to minutes), then loaded. Returns (FakeQuantModel in eval mode,
     info with the recipe, history, and the test accuracy of its integer model).
     """
+    from ..kws_data import resolve_source
+    source = resolve_source(source)   # None: the TINYML_DATA switch (and a resolved name in every cache key)
     from ..cache import load_or_train
     from ..config import at_size, cache_dir, run_tag
     from ..kws_data import data_version, kws_features
