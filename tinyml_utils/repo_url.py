@@ -1,7 +1,8 @@
 """Point the book's Colab buttons and notebook setup cells at your fork.
 
 Usage: ``python -m tinyml_utils.repo_url https://github.com/you/tinyml-from-scratch`` (or
-``./run set-repo-url URL``). Rewrites `_config.yml`, README.md and every notebook's setup cell.
+``./run set-repo-url URL``). Rewrites every text file of the repository that names the URL:
+`_config.yml`, the README, the preface, every notebook's setup cell and launch links.
 """
 from __future__ import annotations
 
@@ -21,10 +22,20 @@ def current_url(root: Path = ROOT) -> str:
     return match.group(1)
 
 
-def files_with_url(root: Path = ROOT) -> list[Path]:
-    """Files that name the repository URL."""
-    notebooks = [p for d in ("book", "labs") for p in (root / d).rglob("*.ipynb") if "_build" not in p.parts]
-    return [root / "_config.yml", root / "README.md", *sorted(notebooks)]
+#: Where the URL can be written; folders that are not the course's own text are skipped.
+TEXT_SUFFIXES = {".md", ".ipynb", ".yml", ".yaml", ".toml", ".txt", ".cfg", ".html"}
+SKIP_DIRS = {".git", ".venv", "_build", ".cache", "node_modules", ".ipynb_checkpoints"}
+
+
+def files_with_url(root: Path = ROOT, url: str | None = None) -> list[Path]:
+    """Text files of the repository that name `url` (default: the current repository URL)."""
+    url = url or current_url(root)
+    found = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix in TEXT_SUFFIXES and path.is_file() and not SKIP_DIRS & set(path.relative_to(root).parts):
+            if url in path.read_text(errors="replace"):
+                found.append(path)
+    return found
 
 
 def set_url(new: str, root: Path = ROOT) -> list[Path]:
@@ -33,11 +44,9 @@ def set_url(new: str, root: Path = ROOT) -> list[Path]:
         raise ValueError(f"{new!r} is not a GitHub repository URL like https://github.com/you/tinyml-from-scratch")
     old = current_url(root)
     changed = []
-    for path in files_with_url(root):
-        text = path.read_text()
-        if old in text:
-            path.write_text(text.replace(old, new))
-            changed.append(path)
+    for path in files_with_url(root, old):
+        path.write_text(path.read_text().replace(old, new))
+        changed.append(path)
     return changed
 
 
