@@ -146,8 +146,25 @@ def check_fine_tune_with_masks(fine_tune_with_masks) -> None:
     before = copy.deepcopy(model)
     prune.apply_masks(before, masks)
     loss_before = nn.functional.cross_entropy(before.eval()(torch.from_numpy(X)), torch.from_numpy(y)).item()
-    fine_tune_with_masks(model, masks, X, y, steps=40, lr=1e-2)
-    params = dict(model.named_parameters())
+    # Watch every training forward pass: the pruned weights must already be zero there, not only at
+    # the end (a loop that trains freely and masks once afterwards ends with zeros too).
+    params, seen = dict(model.named_parameters()), {"forwards": 0, "unmasked": 0}
+
+    def watch(module, inputs):
+        if module.training:
+            seen["forwards"] += 1
+            seen["unmasked"] += any(bool((params[n][~m] != 0).any()) for n, m in masks.items())
+
+    hook = model.register_forward_pre_hook(watch)
+    try:
+        fine_tune_with_masks(model, masks, X, y, steps=40, lr=1e-2)
+    finally:
+        hook.remove()
+    if seen["forwards"] == 0:
+        raise CheckFailed("the model never ran in training mode: call model.train() before the loop")
+    if seen["unmasked"]:
+        raise CheckFailed(f"in {seen['unmasked']} of {seen['forwards']} training steps the pruned weights were not "
+                          "zero: apply the masks once before training and after every optimizer step")
     for name, mask in masks.items():
         if (params[name][~mask] != 0).any():
             raise CheckFailed(f"after fine-tuning, {int((params[name][~mask] != 0).sum())} pruned weights of {name} "
