@@ -121,9 +121,8 @@ def get_supernet(space: DesignSpace, constraints: Constraints, epochs: int, sour
     """The supernet of `space` trained on `source` with `train_supernet` (two sub-networks per step,
     the first the biggest of 8 draws): trained on first use, then loaded from the cache.
     Returns (supernet in eval mode, info dict)."""
-    from ..kws_data import resolve_source
+    from ..kws_data import kws_features, resolve_source
     source = resolve_source(source)   # None: the TINYML_DATA switch (and a resolved name in every cache key)
-    from ..kws_data import kws_features
 
     key = supernet_key(space, constraints, epochs, seed, source, archs_per_step, big_first)
 

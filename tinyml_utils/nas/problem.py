@@ -34,8 +34,6 @@ def chosen_space() -> DesignSpace:
 
 def kws_supernet(source: str | None = None, progress: bool = True):
     """(space, supernet, info): the chosen space's supernet, trained once at this run size and cached."""
-    from ..kws_data import resolve_source
-    source = resolve_source(source)   # None: the TINYML_DATA switch (and a resolved name in every cache key)
     from .estimate import get_supernet
 
     space = chosen_space()

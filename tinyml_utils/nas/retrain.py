@@ -36,9 +36,8 @@ def train_arch(arch: Arch, epochs: int, source: str | None = None, train_subset:
                seed: int = 0, progress: bool = True):
     """`arch` trained from scratch for `epochs` on `source` (cached). Returns (model in eval mode, info)
     with test and validation accuracy on the features at the architecture's resolution."""
-    from ..kws_data import resolve_source
+    from ..kws_data import data_version, kws_features, resolve_source
     source = resolve_source(source)   # None: the TINYML_DATA switch (and a resolved name in every cache key)
-    from ..kws_data import data_version, kws_features
 
     if is_baseline_recipe(arch, epochs, train_subset, seed):
         model, info = get_baseline("ds_cnn_s", source, progress=progress)

@@ -74,9 +74,8 @@ def get_gradual(name: str = "ds_cnn_s", source: str | None = None, progress: boo
 
     info holds the recipe, the per-step validation accuracies and each checkpoint's test accuracy.
     """
-    from ..kws_data import resolve_source
+    from ..kws_data import kws_features, resolve_source
     source = resolve_source(source)   # None: the TINYML_DATA switch (and a resolved name in every cache key)
-    from ..kws_data import kws_features
     from ..train import get_baseline
 
     if name not in GRADUAL_LEVELS:
@@ -110,9 +109,8 @@ def get_gradual(name: str = "ds_cnn_s", source: str | None = None, progress: boo
 
 def get_channel_pruned(name: str = "ds_cnn_s", source: str | None = None, progress: bool = True):
     """The channel-pruned, fine-tuned `name` baseline: (a smaller DSCNN in eval mode, info dict)."""
-    from ..kws_data import resolve_source
+    from ..kws_data import kws_features, resolve_source
     source = resolve_source(source)   # None: the TINYML_DATA switch (and a resolved name in every cache key)
-    from ..kws_data import kws_features
     from ..train import get_baseline
 
     epochs = at_size(*CHANNEL_EPOCHS)

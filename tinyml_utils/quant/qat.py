@@ -50,13 +50,13 @@ def get_qat_model(name: str = "ds_cnn_s", weight_bits: int = 8, source: str | No
     Trained on first use (seconds to minutes), then loaded. Returns (FakeQuantModel in eval mode,
     info with the recipe, history, and the test accuracy of its integer model).
     """
-    from ..kws_data import resolve_source
-    source = resolve_source(source)   # None: the TINYML_DATA switch (and a resolved name in every cache key)
     from ..cache import load_or_train
     from ..config import at_size, cache_dir, run_tag
-    from ..kws_data import data_version, kws_features
+    from ..kws_data import data_version, kws_features, resolve_source
     from ..train import get_baseline
     from . import interpreter
+
+    source = resolve_source(source)   # None: the TINYML_DATA switch (and a resolved name in every cache key)
 
     epochs = at_size(*QAT_EPOCHS)
     baseline, base_info = get_baseline(name, source, progress=progress)
